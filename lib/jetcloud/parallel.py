@@ -81,7 +81,8 @@ def map_chunks(
 
 def _map_dask(func, chunks, scheduler, progress, desc):
     try:
-        from distributed import Client, as_completed as dask_completed
+        from distributed import Client
+        from distributed import as_completed as dask_completed
     except ImportError as err:  # pragma: no cover - depends on the optional extra
         raise ImportError("a Dask scheduler needs the 'dist' extra: pip install 'jetcloud[dist]'") from err
     client = scheduler if isinstance(scheduler, Client) else Client(scheduler)

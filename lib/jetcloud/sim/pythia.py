@@ -159,7 +159,7 @@ _CHARGE_CACHE: dict[int, float] = {}
 
 
 def charges(pdg: np.ndarray) -> np.ndarray:
-    """Electric charge (units of e) for an array of PDG ids, from Pythia's particle table (or ``particle``)."""
+    """Electric charge (units of e) for an array of PDG ids, from the PDG table of ``particle``."""
     unique, inverse = np.unique(pdg, return_inverse=True)
     missing = [int(p) for p in unique if int(p) not in _CHARGE_CACHE]
     if missing:
@@ -211,7 +211,9 @@ def final_state(batch: ak.Array, event_offset: int = 0, truth: bool = True) -> P
     )
 
 
-def generate_gun(config: GunConfig, n_events: int, rng: np.random.Generator, event_offset: int = 0) -> Particles:
+def generate_gun(
+    config: GunConfig, n_events: int, rng: np.random.Generator, event_offset: int = 0
+) -> Particles:
     """Single particles (one per event) with a fixed or uniform energy / eta; pi0 decayed to two photons."""
     from particle import Particle
 
