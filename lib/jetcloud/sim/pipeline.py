@@ -167,10 +167,10 @@ def build_branches(
     n_cells_geo = geometry.n_cells
     cl_event = clusters.event
     n_cluster = np.bincount(cl_event, minlength=n_events).astype(np.int32)
-    members = clusters.cell_cluster  # global cluster row of every (cluster, cell) membership
+    members = clusters.cluster  # global cluster row of every (cluster, cell) membership
     member_event = cl_event[members]
     member_key = member_event * n_cells_geo + clusters.cell
-    member_e = clusters.cell_energy.astype(np.float64)
+    member_e = clusters.energy.astype(np.float64)
     kept = member_e >= CELL_E_THRESHOLD
     # Truth contributions (hard-scatter particles only), top 3 per cell, ascending
     dep_truth = deposits.truth_index >= 0
@@ -213,7 +213,7 @@ def build_branches(
         if len(cell_keys)
         else np.zeros(len(members), bool)
     )
-    member_true = np.where(found, cell_true[pos] if len(cell_keys) else 0.0, 0.0) * clusters.cell_weight
+    member_true = np.where(found, cell_true[pos] if len(cell_keys) else 0.0, 0.0) * clusters.weight
     calib_tot = np.bincount(members, weights=member_true, minlength=len(cl_event)).astype(np.float32)
     missing = np.full(len(cl_event), -1.0, np.float32)  # MLTree: -1 = moment not available
     out["cluster_ENG_CALIB_TOT"] = _jagged(calib_tot, n_cluster)
@@ -237,7 +237,7 @@ def build_branches(
     for kind, column in (("full", deposits.e_true), ("visible", deposits.e_vis)):
         c, i, e = _cluster_truth(
             dep_key, deposits.truth_index[dep_truth], column[dep_truth].astype(np.float64),
-            member_key, members, clusters.cell_weight,
+            member_key, members, clusters.weight,
         )  # fmt: skip
         n_lead = np.bincount(c, minlength=len(cl_event))
         out[f"cluster_{kind}HitsTruthIndex"] = _jagged(_jagged(i.astype(np.int32), n_lead), n_cluster)
@@ -279,7 +279,7 @@ def _track_branches(tracks, n_events, deposits, dep_truth, dep_key, clusters, me
     start, count = lookup_groups(dep_key, member_key)
     rows = gather_ranges(start, count)
     member = np.repeat(np.arange(len(members)), count)
-    weight = clusters.cell_weight[member]
+    weight = clusters.weight[member]
     ev = clusters.event[members[member]]
     pkey = ev * (1 << 32) + deposits.truth_index[dep_truth][rows].astype(np.int64)
     for kind, column in (("Visible", deposits.e_vis), ("Full", deposits.e_true)):

@@ -1,0 +1,713 @@
+"""Electronics noise and ATLAS 4-2-0 topological cell clustering with cluster splitting.
+
+Physics reference: ATLAS Collaboration, "Topological cell clustering in the ATLAS calorimeters and its
+performance in LHC Run 1", Eur. Phys. J. C 77 (2017) 490 (sections 4.2 and 4.3). Output conventions follow
+the MLTree ``cluster_*`` branches (``/work/shared/reference/mltree-schema.md`` sections 3.5-3.7, 6.2-6.4).
+
+Everything works on a *chunk* of events at once: cell energies are a dense ``(n_events, n_cells)`` float32
+array in **GeV**, and every (event, cell) pair is a node ``g = event * n_cells + cell`` of one block-diagonal
+graph. No Python loop runs over cells or events; Python loops only run over growth iterations (a few tens).
+
+Algorithm (:func:`topo_cluster`), with significance ``S = E / sigma`` (``sigma`` = total cell noise):
+
+1. **Seeds**: ``S > seed_threshold`` (``|S|`` with ``seed_abs=True``; the ATLAS default is positive seeds).
+2. **Growth**: a breadth-first search from all seeds of all events at once collects every cell with
+   ``|S| > grow_threshold`` (``S`` without ``use_abs``) that is connected to a seed through such cells.
+   ``scipy.sparse.csgraph.connected_components`` on the edges found on the way gives the proto-clusters:
+   clusters touching through a growing cell are merged, as in ATLAS.
+3. **Perimeter**: neighbours of the grown cells with ``|S| > cell_threshold`` that are not growing cells
+   are added once and do not propagate. A perimeter cell that touches several clusters goes to the cluster of
+   its **most significant neighbouring growing cell** (ties: lowest cluster id). This mimics ATLAS, which
+   processes each growth generation in descending significance and gives the cell to the first cluster that
+   reaches it.
+4. **Splitting** (:func:`_split`, ``split=True``): local maxima are cells in ``split_samplings`` (default
+   EMB2, EMB3, EME2, EME3) with ``E > split_e_min`` (0.5 GeV), ``E`` larger than every neighbour inside the
+   parent cluster and at least ``split_min_neighbours`` (4) neighbours inside the parent cluster. Parents with
+   two or more maxima are re-grown from all maxima simultaneously (graph distance inside the parent, no
+   thresholds). A cell reached in the same step by several split clusters is **shared** by the two whose
+   local maximum is most energetic, and a shared cell does not propagate further (ATLAS). Cells cut off
+   behind shared cells are attached in a second growth pass without sharing. Shared-cell weights are
+   ``w1 = E1 / (E1 + r E2)``, ``w2 = 1 - w1``, ``r = exp(d1 - d2)``, with ``E_i`` the energy of split cluster
+   ``i`` from its unshared cells (clipped at 1 keV) and ``d_i`` the 3D distance of the cell to that
+   cluster's barycentre (positive-energy weighted, unshared cells) in units of ``shower_size_mm``
+   (default 50 mm, a typical EM shower lateral size).
+   *Not done*: the ATLAS secondary maxima in other samplings (EMB1/EME1, HEC, Tile), and the split
+   clusters' re-ordering by Et; clusters with fewer than two maxima are kept unchanged.
+
+The MLTree selection (``0 <= E <= 1e4`` GeV, ``|eta| <= 2.5``) is the separate function :func:`select`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+
+log = logging.getLogger(__name__)
+
+#: CaloSampling numbers where ATLAS looks for splitting maxima: EMB2, EMB3, EME2, EME3 (FCAL0 = 21 optional).
+SPLIT_SAMPLINGS: tuple[int, ...] = (2, 3, 6, 7)
+
+_CLUSTER_COLUMNS = (
+    "event",
+    "e",
+    "eta",
+    "phi",
+    "pt",
+    "n_cells",
+    "center_mag",
+    "center_lambda",
+    "first_eng_dens",
+    "isolation",
+)
+_CELL_COLUMNS = ("cluster", "cell", "weight", "energy")
+
+
+@dataclass
+class Clusters:
+    """Topo-clusters of a chunk of events as flat numpy columns.
+
+    Cluster level (one row per cluster, grouped by event, ascending, and by **descending** ``e`` inside an
+    event, as MLTree writes them; equal energies keep formation order):
+
+    - ``event`` int64: event number inside the chunk (0..n_events-1)
+    - ``e`` float64, GeV: sum of weight x E over all member cells (EM scale, noise included)
+    - ``eta``, ``phi`` float64: barycentre weighted by the positive weighted cell energies; ``phi`` is the
+      circular mean in (-pi, pi]. Clusters without positive cells use unweighted means.
+    - ``pt`` float64, GeV: ``e / cosh(eta)``
+    - ``n_cells`` int32: all member cells (``cluster_nCells``), including those below any writing threshold
+    - ``center_mag`` float64, mm: distance of the positive-energy barycentre (x, y, z) from the origin
+    - ``center_lambda`` float64, mm: ``center_mag`` minus the distance from the origin to the calorimeter
+      front face along the barycentre direction (approximation of the depth along the shower axis; the front
+      face is the cylinder ``r = front_r_mm`` closed by the planes ``|z| = front_z_mm``). Can be negative.
+    - ``first_eng_dens`` float64, GeV/mm^3: ``sum(E_i * E_i / V_i) / sum(E_i)`` over positive weighted cell
+      energies ``E_i``; NaN when the geometry has no ``volume`` (or the cluster has no positive cell)
+    - ``isolation`` float64 in [0, 1]: per sampling, the fraction of the cluster's neighbouring cells (outside
+      the cluster, same sampling as the neighbour) that are in no cluster, averaged over samplings with the
+      cluster's positive energy in that sampling as weight (count fraction if that energy is zero);
+      NaN if the cluster has no neighbouring cell
+
+    Cell level (one row per (cluster, cell) membership, grouped by cluster in the cluster order above, cells
+    ascending inside a cluster):
+
+    - ``cluster`` int64: row into the cluster table
+    - ``cell`` int64: geometry cell index
+    - ``weight`` float32: 1 for unshared cells; the two weights of a shared cell sum to 1
+    - ``energy`` float32, GeV: ``weight * E_cell``
+
+    Offsets: ``event_offsets`` (n_events + 1) into the cluster rows, ``cell_offsets`` (n_clusters + 1) into
+    the cell rows, so ``ak.unflatten(col, np.diff(offsets))`` builds the jagged arrays.
+    """
+
+    n_events: int
+    event: np.ndarray
+    e: np.ndarray
+    eta: np.ndarray
+    phi: np.ndarray
+    pt: np.ndarray
+    n_cells: np.ndarray
+    center_mag: np.ndarray
+    center_lambda: np.ndarray
+    first_eng_dens: np.ndarray
+    isolation: np.ndarray
+    cluster: np.ndarray
+    cell: np.ndarray
+    weight: np.ndarray
+    energy: np.ndarray
+    event_offsets: np.ndarray
+    cell_offsets: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.e)
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Clusters per event (int64, length n_events)."""
+        return np.diff(self.event_offsets)
+
+    @property
+    def cell_counts(self) -> np.ndarray:
+        """Membership rows per cluster (int64, length n_clusters); equals ``n_cells``."""
+        return np.diff(self.cell_offsets)
+
+    def take(self, rows: np.ndarray) -> Clusters:
+        """Keep the cluster rows ``rows`` (boolean mask or sorted integer index), with their cells.
+
+        The caller keeps the event grouping and the order (a boolean mask always does).
+        """
+        rows = np.arange(len(self))[rows] if np.asarray(rows).dtype == bool else np.asarray(rows, np.int64)
+        new_id = np.full(len(self), -1, np.int64)
+        new_id[rows] = np.arange(len(rows))
+        keep_cell = new_id[self.cluster] >= 0
+        cols: dict[str, Any] = {name: getattr(self, name)[rows] for name in _CLUSTER_COLUMNS}
+        cols.update({name: getattr(self, name)[keep_cell] for name in _CELL_COLUMNS})
+        cols["cluster"] = new_id[cols["cluster"]]
+        return _finish(self.n_events, cols)
+
+    def validate(self) -> None:
+        """Raise ``AssertionError`` if an invariant is broken (order, offsets, weights, energies)."""
+        assert np.all(np.diff(self.event) >= 0)
+        same = self.event[1:] == self.event[:-1]
+        assert np.all(self.e[1:][same] <= self.e[:-1][same]), "clusters not in descending E"
+        assert np.all(np.diff(self.cluster) >= 0)
+        assert np.array_equal(np.bincount(self.cluster, minlength=len(self)), self.n_cells)
+        e_sum = np.bincount(self.cluster, self.energy.astype(np.float64), minlength=len(self))
+        assert np.allclose(e_sum, self.e, rtol=1e-4, atol=1e-4)
+        assert np.all((self.weight > 0) & (self.weight <= 1))
+
+
+def _finish(n_events: int, cols: dict[str, Any]) -> Clusters:
+    """Build a :class:`Clusters` from ordered columns, computing both offset arrays."""
+    event_offsets = np.zeros(n_events + 1, np.int64)
+    np.cumsum(np.bincount(cols["event"], minlength=n_events), out=event_offsets[1:])
+    n_cl = len(cols["e"])
+    cell_offsets = np.zeros(n_cl + 1, np.int64)
+    np.cumsum(np.bincount(cols["cluster"], minlength=n_cl), out=cell_offsets[1:])
+    return Clusters(n_events=n_events, event_offsets=event_offsets, cell_offsets=cell_offsets, **cols)
+
+
+def empty_clusters(n_events: int) -> Clusters:
+    """A :class:`Clusters` without any cluster."""
+    f8 = np.zeros(0, np.float64)
+    cols: dict[str, Any] = {name: f8 for name in _CLUSTER_COLUMNS}
+    cols.update(event=np.zeros(0, np.int64), n_cells=np.zeros(0, np.int32))
+    cols.update(cluster=np.zeros(0, np.int64), cell=np.zeros(0, np.int64))
+    cols.update(weight=np.zeros(0, np.float32), energy=np.zeros(0, np.float32))
+    return _finish(n_events, cols)
+
+
+def select(clusters: Clusters, e_min: float = 0.0, e_max: float = 1e4, abs_eta_max: float = 2.5) -> Clusters:
+    """MLTree cluster selection: ``e_min <= e <= e_max`` (GeV) and ``|eta| <= abs_eta_max``.
+
+    Order is kept (MLTree applies the cut while filling its E-ordered multimap).
+    """
+    keep = (clusters.e >= e_min) & (clusters.e <= e_max) & (np.abs(clusters.eta) <= abs_eta_max)
+    return clusters.take(keep)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# noise
+
+
+def add_noise(
+    energy: np.ndarray,
+    sigma_mev: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    inplace: bool = True,
+    block_rows: int = 8,
+) -> np.ndarray:
+    """Add Gaussian electronics noise to cell energies.
+
+    Parameters
+    ----------
+    energy : float32 (n_events, n_cells), GeV. **Modified in place** and returned when ``inplace`` is true
+        (the default, to keep the memory of a chunk bounded); otherwise a float32 copy is returned.
+    sigma_mev : (n_cells,) total noise per cell in **MeV** (``cell_geo_sigma``).
+    rng : numpy Generator; the noise is drawn event by event in blocks of ``block_rows`` rows, so the result
+        is deterministic for a given generator state and independent of ``block_rows``.
+    """
+    out = energy if (inplace and energy.dtype == np.float32) else np.array(energy, dtype=np.float32)
+    if out.ndim != 2:
+        raise ValueError(f"energy must be (n_events, n_cells), got shape {out.shape}")
+    sigma_gev = np.asarray(sigma_mev, np.float32) * np.float32(1e-3)
+    buf = np.empty((min(block_rows, max(len(out), 1)), out.shape[1]), np.float32)
+    for start in range(0, len(out), block_rows):
+        stop = min(start + block_rows, len(out))
+        b = buf[: stop - start]
+        rng.standard_normal(out=b, dtype=np.float32)
+        b *= sigma_gev
+        out[start:stop] += b
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------
+# graph helpers
+
+
+def _expand(cells: np.ndarray, indptr: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Neighbours of ``cells`` in CSR (``indptr``, ``indices``): (row into ``cells``, neighbour cell)."""
+    start = indptr[cells]
+    deg = indptr[cells + 1] - start
+    src = np.repeat(np.arange(len(cells), dtype=np.int64), deg)
+    if not len(src):
+        return src, np.zeros(0, np.int64)
+    first = np.cumsum(deg) - deg  # position of each row's first neighbour in the output
+    pos = np.arange(len(src), dtype=np.int64) + np.repeat(start - first, deg)
+    return src, indices[pos].astype(np.int64, copy=False)
+
+
+def _lookup(sorted_keys: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of ``queries`` in ``sorted_keys`` and a found mask (position undefined where not found)."""
+    pos = np.searchsorted(sorted_keys, queries)
+    pos = np.minimum(pos, max(len(sorted_keys) - 1, 0))
+    found = sorted_keys[pos] == queries if len(sorted_keys) else np.zeros(len(queries), bool)
+    return pos, found
+
+
+def _first_per_group(keys_sorted: np.ndarray) -> np.ndarray:
+    """Start index of each run of equal values in a sorted array."""
+    if not len(keys_sorted):
+        return np.zeros(0, np.int64)
+    return np.flatnonzero(np.r_[True, keys_sorted[1:] != keys_sorted[:-1]])
+
+
+# ----------------------------------------------------------------------------------------------------------
+# clustering
+
+
+def topo_cluster(
+    energy: np.ndarray,
+    geometry: Any,
+    seed_threshold: float = 4.0,
+    grow_threshold: float = 2.0,
+    cell_threshold: float = 0.0,
+    use_abs: bool = True,
+    seed_abs: bool = False,
+    split: bool = True,
+    split_samplings: tuple[int, ...] = SPLIT_SAMPLINGS,
+    split_e_min: float = 0.5,
+    split_min_neighbours: int = 4,
+    shower_size_mm: float = 50.0,
+    front_r_mm: float = 1400.0,
+    front_z_mm: float = 3640.0,
+) -> Clusters:
+    """ATLAS 4-2-0 topo-clustering (with optional splitting) of every event of a chunk at once.
+
+    Parameters
+    ----------
+    energy : float32 (n_events, n_cells), GeV, cell energies **including noise** (see :func:`add_noise`).
+    geometry : object with ``sigma`` (n_cells,) total noise in MeV, ``adjacency`` (symmetric scipy.sparse
+        CSR, n_cells x n_cells), ``sampling`` (CaloSampling 0..23), ``eta``, ``phi``, ``r_perp`` (mm), and
+        optionally ``z`` (mm; default ``r_perp * sinh(eta)``) and ``volume`` (mm^3, for ``first_eng_dens``).
+        Cells with ``sigma <= 0`` are treated as infinitely noisy (never significant).
+    seed_threshold, grow_threshold, cell_threshold : significance thresholds (4, 2, 0). Comparisons are
+        strict (``S > t``).
+    use_abs : compare ``|S|`` for growing and perimeter cells (ATLAS default).
+    seed_abs : compare ``|S|`` for seeds too (ATLAS default: positive seeds only).
+    split : run the cluster splitter (see module docstring).
+    split_samplings, split_e_min (GeV), split_min_neighbours : local-maximum definition.
+    shower_size_mm : length unit of the distances in the shared-cell weights.
+    front_r_mm, front_z_mm : calorimeter front face used by ``center_lambda``.
+
+    Returns
+    -------
+    :class:`Clusters`, all clusters (no energy or eta cut; apply :func:`select` for the MLTree selection).
+    """
+    energy = np.asarray(energy)
+    if energy.ndim != 2:
+        raise ValueError(f"energy must be (n_events, n_cells), got shape {energy.shape}")
+    n_events, n_cells = energy.shape
+    adj = sp.csr_matrix(geometry.adjacency)
+    if adj.shape != (n_cells, n_cells):
+        raise ValueError(f"adjacency shape {adj.shape} does not match {n_cells} cells")
+    indptr = adj.indptr.astype(np.int64, copy=False)
+    indices = adj.indices
+    sigma = np.asarray(geometry.sigma, np.float64) * 1e-3  # GeV
+    sigma = np.where(sigma > 0, sigma, np.inf).astype(np.float32)
+    grow_lim = (np.float32(grow_threshold) * sigma).astype(np.float32)
+    cell_lim = (np.float32(cell_threshold) * sigma).astype(np.float32)
+    flat = energy.reshape(-1)
+
+    # --- seeds (blocked scan keeps temporaries small) ---
+    seed_lim = np.float32(seed_threshold) * sigma
+    seeds = []
+    block = max(1, (1 << 22) // max(n_cells, 1))
+    for start in range(0, n_events, block):
+        rows = energy[start : start + block]
+        vals = np.abs(rows) if seed_abs else rows
+        seeds.append(np.flatnonzero(vals > seed_lim) + start * n_cells)
+    seed_g = np.concatenate(seeds).astype(np.int64) if seeds else np.zeros(0, np.int64)
+    if not len(seed_g):
+        return empty_clusters(n_events)
+
+    # --- growth: BFS over growing cells of all events at once ---
+    visited = np.zeros(flat.size, bool)
+    visited[seed_g] = True
+    reached = [seed_g]
+    edge_src, edge_dst, per_src, per_dst = [], [], [], []
+    frontier = seed_g
+    n_iter = 0
+    while len(frontier):
+        n_iter += 1
+        fcell = frontier % n_cells
+        src, nb = _expand(fcell, indptr, indices)
+        nb_g = (frontier - fcell)[src] + nb
+        e_nb = flat[nb_g]
+        a = np.abs(e_nb) if use_abs else e_nb
+        is_grow = a > grow_lim[nb]
+        is_per = ~is_grow & (a > cell_lim[nb])
+        edge_src.append(frontier[src[is_grow]])
+        gd = nb_g[is_grow]
+        edge_dst.append(gd)
+        per_src.append(frontier[src[is_per]])
+        per_dst.append(nb_g[is_per])
+        new = np.unique(gd[~visited[gd]])
+        visited[new] = True
+        reached.append(new)
+        frontier = new
+    del visited
+    grow_g = np.sort(np.concatenate(reached))
+    esrc = np.searchsorted(grow_g, np.concatenate(edge_src))
+    edst = np.searchsorted(grow_g, np.concatenate(edge_dst))
+    graph = sp.coo_matrix((np.ones(len(esrc), np.int8), (esrc, edst)), shape=(len(grow_g),) * 2).tocsr()
+    n_proto, grow_label = connected_components(graph, directed=False)
+    grow_label = grow_label.astype(np.int64)
+
+    # --- perimeter: attach to the cluster of the most significant neighbouring growing cell ---
+    p_src = np.concatenate(per_src)
+    p_dst = np.concatenate(per_dst)
+    p_lab = grow_label[np.searchsorted(grow_g, p_src)]
+    p_sig = np.abs(flat[p_src]) / sigma[p_src % n_cells]
+    order = np.lexsort((p_lab, -p_sig, p_dst))
+    p_dst, p_lab = p_dst[order], p_lab[order]
+    first = _first_per_group(p_dst)
+    per_g, per_label = p_dst[first], p_lab[first]
+
+    m_g = np.concatenate([grow_g, per_g])
+    m_label = np.concatenate([grow_label, per_label])
+    order = np.argsort(m_g, kind="stable")
+    m_g, m_label = m_g[order], m_label[order]
+    log.debug(
+        "topo_cluster: %d events, %d seeds, %d iterations, %d proto-clusters, %d growing + %d perimeter",
+        n_events,
+        len(seed_g),
+        n_iter,
+        n_proto,
+        len(grow_g),
+        len(per_g),
+    )
+
+    # --- membership rows (cluster id, node, weight) ---
+    m_cell = m_g % n_cells
+    m_e = flat[m_g].astype(np.float64)
+    x, y, z = _cartesian(geometry)
+    if split:
+        rows_cl, rows_g, rows_w, cl_event = _split(
+            m_g,
+            m_cell,
+            m_label,
+            m_e,
+            n_proto,
+            n_cells,
+            indptr,
+            indices,
+            geometry,
+            split_samplings,
+            split_e_min,
+            split_min_neighbours,
+            shower_size_mm,
+            (x, y, z),
+        )
+    else:
+        rows_cl, rows_g, rows_w = m_label, m_g, np.ones(len(m_g), np.float64)
+        cl_event = np.zeros(n_proto, np.int64)
+        cl_event[m_label] = m_g // n_cells
+    return _moments(
+        n_events,
+        n_cells,
+        flat,
+        geometry,
+        (x, y, z),
+        indptr,
+        indices,
+        m_g,
+        rows_cl,
+        rows_g,
+        rows_w,
+        cl_event,
+        front_r_mm,
+        front_z_mm,
+    )
+
+
+def _cartesian(geometry: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cell centres (x, y, z) in mm from ``r_perp``, ``phi`` and ``z`` (or ``r_perp * sinh(eta)``)."""
+    r = np.asarray(geometry.r_perp, np.float64)
+    phi = np.asarray(geometry.phi, np.float64)
+    z = getattr(geometry, "z", None)
+    z = r * np.sinh(np.asarray(geometry.eta, np.float64)) if z is None else np.asarray(z, np.float64)
+    return r * np.cos(phi), r * np.sin(phi), z
+
+
+def _split(
+    m_g: np.ndarray,
+    m_cell: np.ndarray,
+    m_label: np.ndarray,
+    m_e: np.ndarray,
+    n_proto: int,
+    n_cells: int,
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    geometry: Any,
+    split_samplings: tuple[int, ...],
+    split_e_min: float,
+    split_min_neighbours: int,
+    shower_size_mm: float,
+    xyz: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Split proto-clusters with >= 2 local maxima; return membership rows and the event of each cluster.
+
+    Returns (cluster id, node g, weight) per membership row and ``event`` per cluster id. Unsplit
+    proto-clusters keep their id; split clusters get ids ``n_proto + k``.
+    """
+    cl_event = np.zeros(n_proto, np.int64)
+    cl_event[m_label] = m_g // n_cells
+    sampling = np.asarray(geometry.sampling)
+    cand = np.isin(sampling[m_cell], np.asarray(split_samplings)) & (m_e > split_e_min)
+    no_split = (m_label, m_g, np.ones(len(m_g), np.float64), cl_event)
+    if cand.sum() < 2:
+        return no_split
+    # in-cluster edges of the cells in proto-clusters that have >= 2 candidates
+    n_cand = np.bincount(m_label[cand], minlength=n_proto)
+    in_sub = n_cand[m_label] >= 2
+    sub = np.flatnonzero(in_sub)  # member index of each sub node
+    if not len(sub):
+        return no_split
+    src, nb = _expand(m_cell[sub], indptr, indices)
+    nb_g = (m_g[sub] - m_cell[sub])[src] + nb
+    pos, found = _lookup(m_g, nb_g)
+    found &= m_label[pos] == m_label[sub[src]]
+    src, dst_m = src[found], pos[found]  # src: sub index; dst_m: member index (same proto-cluster)
+    n_sub = len(sub)
+    sub_of_member = np.full(len(m_g), -1, np.int64)
+    sub_of_member[sub] = np.arange(n_sub)
+    dst = sub_of_member[dst_m]
+    # local maxima
+    n_in = np.bincount(src, minlength=n_sub)
+    max_nb = np.full(n_sub, -np.inf)
+    np.maximum.at(max_nb, src, m_e[sub[dst]])
+    e_sub = m_e[sub]
+    is_max = cand[sub] & (n_in >= split_min_neighbours) & (e_sub > max_nb)
+    lab_sub = m_label[sub]
+    n_max = np.bincount(lab_sub[is_max], minlength=n_proto)
+    split_parent = n_max >= 2
+    if not split_parent.any():
+        return no_split
+    # restrict to the split parents
+    keep_node = split_parent[lab_sub]
+    keep_edge = keep_node[src]
+    src, dst = src[keep_edge], dst[keep_edge]
+    graph = sp.csr_matrix((np.ones(len(src), np.int8), (src, dst)), shape=(n_sub, n_sub))
+    gptr, gind = graph.indptr.astype(np.int64), graph.indices.astype(np.int64)
+    max_nodes = np.flatnonzero(is_max & keep_node)  # sub nodes, ascending => grouped by g
+    n_split = len(max_nodes)
+    max_e = e_sub[max_nodes]
+    rank = np.empty(n_split, np.int64)  # rank of each maximum by descending energy (tie: lower id)
+    rank[np.lexsort((np.arange(n_split), -max_e))] = np.arange(n_split)
+    own1 = np.full(n_sub, -1, np.int64)
+    own2 = np.full(n_sub, -1, np.int64)
+    own1[max_nodes] = np.arange(n_split)
+    inv_rank = np.empty(n_split, np.int64)  # split id of each rank
+    inv_rank[rank] = np.arange(n_split)
+    frontier = max_nodes
+    n_iter = 0
+    while len(frontier):  # phase 1: competitive growth with sharing; shared cells stop
+        n_iter += 1
+        s, d = _expand(frontier, gptr, gind)
+        o = own1[frontier][s]
+        free = own1[d] < 0
+        d, o = d[free], o[free]
+        if not len(d):
+            break
+        key = np.unique(d * n_split + rank[o])
+        d, r = key // n_split, key % n_split  # sorted by node, then by rank (most energetic first)
+        first = _first_per_group(d)
+        counts = np.diff(np.r_[first, len(d)])
+        nodes = d[first]
+        own1[nodes] = inv_rank[r[first]]
+        shared = counts >= 2
+        own2[nodes[shared]] = inv_rank[r[first[shared] + 1]]
+        frontier = nodes[~shared]
+    frontier = np.flatnonzero(own1 >= 0)
+    while len(frontier):  # phase 2: attach cells cut off behind shared cells, no sharing
+        n_iter += 1
+        s, d = _expand(frontier, gptr, gind)
+        o = own1[frontier][s]
+        free = own1[d] < 0
+        d, o = d[free], o[free]
+        if not len(d):
+            break
+        key = np.unique(d * n_split + rank[o])
+        d, r = key // n_split, key % n_split
+        first = _first_per_group(d)
+        own1[d[first]] = inv_rank[r[first]]
+        frontier = d[first]
+    lost = np.flatnonzero(keep_node & (own1 < 0))
+    if len(lost):  # disconnected inside the parent (asymmetric adjacency): most energetic maximum
+        log.warning("cluster splitting: %d cells not reachable from a maximum", len(lost))
+        best = np.full(n_proto, -1, np.int64)
+        order = np.lexsort((-max_e, lab_sub[max_nodes]))
+        lab_sorted = lab_sub[max_nodes][order]
+        best[lab_sorted[_first_per_group(lab_sorted)]] = order[_first_per_group(lab_sorted)]
+        own1[lost] = best[lab_sub[lost]]
+    log.debug(
+        "cluster splitting: %d parents -> %d clusters, %d iterations, %d shared cells",
+        int(split_parent.sum()),
+        n_split,
+        n_iter,
+        int((own2 >= 0).sum()),
+    )
+
+    # weights of shared cells
+    x, y, z = xyz
+    cell_sub = m_cell[sub]
+    sel = keep_node & (own2 < 0)
+    w_pos = np.where(e_sub[sel] > 0, e_sub[sel], 0.0)
+    o = own1[sel]
+    e_split = np.bincount(o, e_sub[sel], minlength=n_split)
+    sw = np.bincount(o, w_pos, minlength=n_split)
+    cen = np.empty((3, n_split))
+    for k, coord in enumerate((x, y, z)):
+        c = coord[cell_sub]
+        mean = np.bincount(o, w_pos * c[sel], minlength=n_split) / np.where(sw > 0, sw, 1.0)
+        cen[k] = np.where(sw > 0, mean, c[max_nodes])
+    sh = np.flatnonzero(own2 >= 0)
+    p = np.stack([x[cell_sub[sh]], y[cell_sub[sh]], z[cell_sub[sh]]])
+    a, b = own1[sh], own2[sh]
+    d1 = np.sqrt(((p - cen[:, a]) ** 2).sum(0)) / shower_size_mm
+    d2 = np.sqrt(((p - cen[:, b]) ** 2).sum(0)) / shower_size_mm
+    e1 = np.maximum(e_split[a], 1e-6)
+    e2 = np.maximum(e_split[b], 1e-6)
+    w1 = e1 / (e1 + np.exp(np.clip(d1 - d2, -50, 50)) * e2)
+
+    # membership rows: unsplit parents as they were, split clusters as n_proto + k
+    unsplit = ~split_parent[m_label]
+    unsh = np.flatnonzero(keep_node & (own2 < 0))
+    rows_cl = np.concatenate([m_label[unsplit], n_proto + own1[unsh], n_proto + a, n_proto + b])
+    rows_g = np.concatenate([m_g[unsplit], m_g[sub[unsh]], m_g[sub[sh]], m_g[sub[sh]]])
+    rows_w = np.concatenate([np.ones(int(unsplit.sum())), np.ones(len(unsh)), w1, 1.0 - w1])
+    cl_event = np.concatenate([cl_event, m_g[sub[max_nodes]] // n_cells])
+    # zero-weight rows (w1 underflow) would be empty memberships: drop them
+    ok = rows_w > 0
+    return rows_cl[ok], rows_g[ok], rows_w[ok], cl_event
+
+
+def _moments(
+    n_events: int,
+    n_cells: int,
+    flat: np.ndarray,
+    geometry: Any,
+    xyz: tuple[np.ndarray, np.ndarray, np.ndarray],
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    clustered_g: np.ndarray,
+    rows_cl: np.ndarray,
+    rows_g: np.ndarray,
+    rows_w: np.ndarray,
+    cl_event: np.ndarray,
+    front_r_mm: float,
+    front_z_mm: float,
+) -> Clusters:
+    """Cluster kinematics and moments, MLTree ordering, offsets."""
+    n_cl = len(cl_event)
+    present = np.bincount(rows_cl, minlength=n_cl) > 0
+    cell = rows_g % n_cells
+    we = rows_w * flat[rows_g].astype(np.float64)
+    e = np.bincount(rows_cl, we, minlength=n_cl)
+    pos_e = np.where(we > 0, we, 0.0)
+    sum_pos = np.bincount(rows_cl, pos_e, minlength=n_cl)
+    wt = np.where(sum_pos[rows_cl] > 0, pos_e, 1.0)
+    norm = np.bincount(rows_cl, wt, minlength=n_cl)
+    norm = np.where(norm > 0, norm, 1.0)
+
+    def mean(v: np.ndarray) -> np.ndarray:
+        return np.bincount(rows_cl, wt * v, minlength=n_cl) / norm
+
+    eta_c = np.asarray(geometry.eta, np.float64)[cell]
+    phi_c = np.asarray(geometry.phi, np.float64)[cell]
+    eta = mean(eta_c)
+    phi = np.arctan2(mean(np.sin(phi_c)), mean(np.cos(phi_c)))
+    phi = np.where(phi <= -np.pi, phi + 2 * np.pi, phi)
+    x, y, z = (c[cell] for c in xyz)
+    cx, cy, cz = mean(x), mean(y), mean(z)
+    center_mag = np.sqrt(cx**2 + cy**2 + cz**2)
+    rho = np.hypot(cx, cy)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        l_barrel = np.where(rho > 0, front_r_mm * center_mag / rho, np.inf)
+        l_endcap = np.where(np.abs(cz) > 0, front_z_mm * center_mag / np.abs(cz), np.inf)
+    center_lambda = center_mag - np.minimum(l_barrel, l_endcap)
+    volume = getattr(geometry, "volume", None)
+    if volume is not None:
+        vol = np.asarray(volume, np.float64)[cell]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dens = np.where((pos_e > 0) & (vol > 0), pos_e / vol, 0.0)
+            first_eng_dens = np.bincount(rows_cl, pos_e * dens, minlength=n_cl) / sum_pos
+        first_eng_dens = np.where(sum_pos > 0, first_eng_dens, np.nan)
+    else:
+        first_eng_dens = np.full(n_cl, np.nan)
+    isolation = _isolation(n_cells, geometry, indptr, indices, clustered_g, rows_cl, rows_g, pos_e, n_cl)
+    n_mem = np.bincount(rows_cl, minlength=n_cl)
+
+    # MLTree order: event ascending, E descending, ties by formation order (lexsort is stable)
+    ids = np.flatnonzero(present)
+    order = ids[np.lexsort((-e[ids], cl_event[ids]))]
+    new_id = np.full(n_cl, -1, np.int64)
+    new_id[order] = np.arange(len(order))
+    row_order = np.lexsort((cell, new_id[rows_cl]))
+    cols: dict[str, Any] = {
+        "event": cl_event[order],
+        "e": e[order],
+        "eta": eta[order],
+        "phi": phi[order],
+        "pt": (e / np.cosh(eta))[order],
+        "n_cells": n_mem[order].astype(np.int32),
+        "center_mag": center_mag[order],
+        "center_lambda": center_lambda[order],
+        "first_eng_dens": first_eng_dens[order],
+        "isolation": isolation[order],
+        "cluster": new_id[rows_cl][row_order],
+        "cell": cell[row_order].astype(np.int64),
+        "weight": rows_w[row_order].astype(np.float32),
+        "energy": we[row_order].astype(np.float32),
+    }
+    return _finish(n_events, cols)
+
+
+def _isolation(
+    n_cells: int,
+    geometry: Any,
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    clustered_g: np.ndarray,
+    rows_cl: np.ndarray,
+    rows_g: np.ndarray,
+    pos_e: np.ndarray,
+    n_cl: int,
+) -> np.ndarray:
+    """ATLAS-like ISOLATION: sampling-energy-weighted fraction of unclustered neighbouring cells.
+
+    For each cluster and sampling s: ``f_s`` = (neighbours of the cluster in sampling s that are in no
+    cluster) / (all neighbours in sampling s that are not in this cluster); ``isolation = sum E_s f_s /
+    sum E_s`` over samplings with neighbours, ``E_s`` the cluster's positive energy in s (plain
+    neighbour-count fraction if all those ``E_s`` are 0).
+    """
+    sampling = np.asarray(geometry.sampling).astype(np.int64)
+    n_samp = int(sampling.max()) + 1 if len(sampling) else 1
+    mem_key = np.sort(rows_cl * n_cells + rows_g % n_cells)
+    rcell = rows_g % n_cells
+    src, nb = _expand(rcell, indptr, indices)
+    cl = rows_cl[src]
+    key = np.unique(cl * n_cells + nb)  # unique (cluster, neighbour cell)
+    _, in_self = _lookup(mem_key, key)
+    key = key[~in_self]
+    cl, nb = key // n_cells, key % n_cells
+    # the event of each cluster is the event of any of its rows
+    ev_of_cl = np.zeros(n_cl, np.int64)
+    ev_of_cl[rows_cl] = rows_g // n_cells
+    _, clustered = _lookup(clustered_g, ev_of_cl[cl] * n_cells + nb)
+    cs = cl * n_samp + sampling[nb]
+    n_all = np.bincount(cs, minlength=n_cl * n_samp).reshape(n_cl, n_samp).astype(np.float64)
+    n_free = np.bincount(cs, ~clustered, minlength=n_cl * n_samp).reshape(n_cl, n_samp)
+    e_s = np.bincount(rows_cl * n_samp + sampling[rcell], pos_e, minlength=n_cl * n_samp)
+    e_s = e_s.reshape(n_cl, n_samp) * (n_all > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.where(n_all > 0, n_free / n_all, 0.0)
+        e_tot = e_s.sum(1)
+        iso_e = (e_s * frac).sum(1) / e_tot
+        iso_n = n_free.sum(1) / n_all.sum(1)
+    return np.where(e_tot > 0, iso_e, iso_n)
