@@ -136,16 +136,14 @@ def layer_intersections(
         else:
             r = np.where(fixed_z, pos / np.abs(sh), pos)
             z = np.where(fixed_z, np.sign(eta_v) * pos, pos * sh)
-    valid &= ~(fixed_z & (sh == 0.0))
-    x = np.where(valid, r * np.cos(phi_v), np.nan)
-    y = np.where(valid, r * np.sin(phi_v), np.nan)
-    z = np.where(valid, z, np.nan)
+        valid &= ~(fixed_z & (sh == 0.0))
+        x = np.where(valid, r * np.cos(phi_v), np.nan)
+        y = np.where(valid, r * np.sin(phi_v), np.nan)
+        z = np.where(valid, z, np.nan)
     return x, y, z
 
 
-def cell_xyz(
-    eta: np.ndarray, phi: np.ndarray, r_perp: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def cell_xyz(eta: np.ndarray, phi: np.ndarray, r_perp: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cartesian cell centre (mm) from (eta, phi, rPerp [mm]).
 
     X = r cos phi, Y = r sin phi, Z = r sinh eta.

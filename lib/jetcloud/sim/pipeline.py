@@ -293,7 +293,7 @@ def _track_branches(tracks, n_events, deposits, dep_truth, dep_key, clusters, me
         out[f"track{kind}CalHitCaloEnergy"] = _jagged(value.astype(np.float32), n_track)
     out["trackSubtractedCaloEnergy"] = _jagged(_pflow_subtraction(tracks, clusters), n_track)
     for name, values in tracks.items():
-        if name.startswith("track") and name not in out:
+        if name.startswith("track") and name not in out and name != "trackCharge":  # not an MLTree branch
             out[name] = _jagged(np.asarray(values), n_track)
     out["trackTruthParticleIndex"] = _jagged(truth_index.astype(np.int32), n_track)
     return out
