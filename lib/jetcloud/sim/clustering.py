@@ -47,6 +47,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+from ..arrays import unique
+
 log = logging.getLogger(__name__)
 
 #: CaloSampling numbers where ATLAS looks for splitting maxima: EMB2, EMB3, EME2, EME3 (FCAL0 = 21 optional).
@@ -346,7 +348,7 @@ def topo_cluster(
         edge_dst.append(gd)
         per_src.append(frontier[src[is_per]])
         per_dst.append(nb_g[is_per])
-        new = np.unique(gd[~visited[gd]])
+        new = unique(gd[~visited[gd]])
         visited[new] = True
         reached.append(new)
         frontier = new
@@ -514,7 +516,7 @@ def _split(
         d, o = d[free], o[free]
         if not len(d):
             break
-        key = np.unique(d * n_split + rank[o])
+        key = unique(d * n_split + rank[o])
         d, r = key // n_split, key % n_split  # sorted by node, then by rank (most energetic first)
         first = _first_per_group(d)
         counts = np.diff(np.r_[first, len(d)])
@@ -532,7 +534,7 @@ def _split(
         d, o = d[free], o[free]
         if not len(d):
             break
-        key = np.unique(d * n_split + rank[o])
+        key = unique(d * n_split + rank[o])
         d, r = key // n_split, key % n_split
         first = _first_per_group(d)
         own1[d[first]] = inv_rank[r[first]]
@@ -692,7 +694,7 @@ def _isolation(
     rcell = rows_g % n_cells
     src, nb = _expand(rcell, indptr, indices)
     cl = rows_cl[src]
-    key = np.unique(cl * n_cells + nb)  # unique (cluster, neighbour cell)
+    key = unique(cl * n_cells + nb)  # unique (cluster, neighbour cell)
     _, in_self = _lookup(mem_key, key)
     key = key[~in_self]
     cl, nb = key // n_cells, key % n_cells

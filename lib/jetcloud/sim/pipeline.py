@@ -18,13 +18,14 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
+from ..arrays import gather_ranges, group_sum, lookup_groups
 from ..geometry import MISSING_THRESHOLD, delta_r
 from ..io.atomic import check_writable
 from . import clustering, showers, tracker
 from .geometry import CaloGeometry, load_geometry
 from .particles import Particles  # noqa: F401  (documented input type)
 from .pythia import MC_CHANNEL, EventGenerator, GunConfig, canonical_process, chunk_seed
-from .truth import gather_ranges, group_sum, lookup_groups, top_contributions
+from .truth import top_contributions
 from .writers import write_cellgeo, write_mltree
 
 log = logging.getLogger(__name__)

@@ -28,25 +28,3 @@ def top_contributions(
     keys, truth_index, energy = keys[keep], truth_index[keep], energy[keep]
     order = np.lexsort((energy, keys))
     return keys[order], truth_index[order], energy[order]
-
-
-def lookup_groups(group_keys: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each query key, ``(start, count)`` of its rows in the sorted ``group_keys`` (count 0 if absent)."""
-    start = np.searchsorted(group_keys, query, side="left")
-    stop = np.searchsorted(group_keys, query, side="right")
-    return start, stop - start
-
-
-def gather_ranges(start: np.ndarray, count: np.ndarray) -> np.ndarray:
-    """Concatenation of ``arange(s, s + c)`` for every (s, c), without a Python loop."""
-    total = int(count.sum())
-    if total == 0:
-        return np.zeros(0, np.int64)
-    offsets = np.repeat(np.cumsum(count) - count, count)
-    return np.repeat(start, count) + (np.arange(total) - offsets)
-
-
-def group_sum(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sum ``values`` per unique key: returns ``(unique_keys, sums)``."""
-    unique, inverse = np.unique(keys, return_inverse=True)
-    return unique, np.bincount(inverse, weights=values, minlength=len(unique))
