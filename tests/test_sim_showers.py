@@ -19,6 +19,7 @@ from jetcloud.sim.showers import (
     resolution_model,
     single_particle_response,
 )
+from jetcloud.sim.validation import response_table
 
 ENERGIES = [2.0, 5.0, 10.0, 20.0, 50.0, 100.0]
 TILE = [SAMPLING_INDEX[n] for n in ("TileBar0", "TileBar1", "TileBar2")]
@@ -133,15 +134,9 @@ def test_pion_response_below_electron(electrons: dict[str, np.ndarray], pions: d
 
 
 def _resolution(res: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    vis = res["e_vis"]
-    # trim 2% tails on both sides (Gaussian-core estimate) and correct the width for the truncation
-    lo, hi = np.percentile(vis, [2, 98], axis=1)
-    means, sigmas = [], []
-    for row, a, b in zip(vis, lo, hi, strict=True):
-        core = row[(row >= a) & (row <= b)]
-        means.append(core.mean())
-        sigmas.append(core.std() / 0.88)  # std of a Gaussian truncated at +-2.05 sigma is 0.88 sigma
-    return res["energy"], np.asarray(means), np.asarray(sigmas)
+    """Gaussian-core mean and width per energy, with the estimator the validation notebook uses."""
+    table = response_table(res["energy"], res["e_vis"])
+    return table["energy"], table["mean"], table["sigma"]
 
 
 def test_electron_resolution(electrons: dict[str, np.ndarray]) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, TypeVar
 
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: readable in terminals, papermill logs and stored notebooks
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -37,7 +37,8 @@ def detector_layout(geometry: CaloGeometry, max_cells: int = 40_000, seed: int =
     families = np.array([_family(n) for n in names])
     for family, colour in FAMILY_COLOURS.items():
         sel = families == family
-        ax.scatter(geometry.z[rows][sel], geometry.r_perp[rows][sel], s=0.5, color=colour, label=family, rasterized=True)
+        z, r = geometry.z[rows][sel], geometry.r_perp[rows][sel]
+        ax.scatter(z, r, s=0.5, color=colour, label=family, rasterized=True)
     ax.set_xlabel("z [mm]")
     ax.set_ylabel(r"$r_\perp$ [mm]")
     ax.legend(markerscale=12, ncols=6, loc="upper center", fontsize="small", frameon=False)
@@ -51,8 +52,9 @@ def event_display(events: ak.Array, geometry: CaloGeometry, entry: int = 0, trac
     cells = cluster_cells(one, geometry)
     fig, ax = plt.subplots(figsize=(9, 5.5))
     positive = cells["e"] > 0
+    norm = LogNorm(vmin=0.005, vmax=max(float(cells["e"].max(initial=0.01)), 0.01))
     sc = ax.scatter(cells["eta"][positive], cells["phi"][positive], c=cells["e"][positive], s=6, cmap="viridis",
-                    norm=LogNorm(vmin=0.005, vmax=max(float(cells["e"].max(initial=0.01)), 0.01)), marker="s")  # fmt: skip
+                    norm=norm, marker="s")  # fmt: skip
     fig.colorbar(sc, ax=ax, label="cell energy [GeV]")
     eta, phi = reference_points(one)
     pt = ak.to_numpy(one["trackPt"][0])
@@ -66,7 +68,8 @@ def event_display(events: ak.Array, geometry: CaloGeometry, entry: int = 0, trac
     ax.set_ylim(-np.pi, np.pi)
     ax.legend(loc="upper right", fontsize="small")
     n_cl = int(one["nCluster"][0])
-    ax.set_title(f"event {int(one['eventNumber'][0])}: {n_cl} topo-clusters, {len(cells['e'])} cells", fontsize="medium")
+    title = f"event {int(one['eventNumber'][0])}: {n_cl} topo-clusters, {len(cells['e'])} cells"
+    ax.set_title(title, fontsize="medium")
     return fig
 
 
@@ -87,14 +90,14 @@ def response_resolution(results: dict[str, dict], fits: dict[str, dict]) -> plt.
     """Response <E_reco>/E and resolution sigma/E versus E, with the fitted a/sqrt(E) (+) b curves."""
     fig, (ax_r, ax_s) = plt.subplots(1, 2, figsize=(11, 4.2))
     grid = np.geomspace(1, 300, 200)
-    for (label, res), colour in zip(results.items(), ("tab:blue", "tab:red", "tab:green", "tab:purple")):
+    for (label, res), colour in zip(results.items(), ("tab:blue", "tab:red", "tab:green", "tab:purple"), strict=False):
         e = np.asarray(res["energy"])
         ax_r.errorbar(e, res["response"], yerr=res["response_err"], fmt="o", color=colour, label=label)
         ax_s.errorbar(e, res["resolution"], yerr=res["resolution_err"], fmt="o", color=colour, label=label)
         fit = fits[label]
         curve = np.sqrt((fit["a"] / np.sqrt(grid)) ** 2 + fit["b"] ** 2 + (fit.get("c", 0.0) / grid) ** 2)
         ax_s.plot(grid, curve, color=colour, lw=1,
-                  label=rf"fit: {100 * fit['a']:.0f}%/$\sqrt{{E}}$ $\oplus$ {100 * fit['b']:.1f}%")  # fmt: skip
+                  label=f"fit: {100 * fit['a']:.0f}%/\u221aE \u2295 {100 * fit['b']:.1f}%")  # fmt: skip
     for ax in (ax_r, ax_s):
         ax.set_xscale("log")
         ax.set_xlabel("true energy [GeV]")

@@ -60,3 +60,52 @@ def summary_counts(events: ak.Array) -> dict[str, float]:
         "cells_per_cluster_mean": float(ak.mean(ak.flatten(events["cluster_nCells"]))),
         "written_cells_per_cluster_mean": float(ak.mean(ak.flatten(cells_per_cluster))),
     }
+
+
+def core_mean_std(values: np.ndarray, n_sigma: float = 2.0, iterations: int = 20) -> tuple[float, float, int]:
+    """Mean and width of the Gaussian core of a distribution, robust against non-Gaussian tails.
+
+    Iterates: keep the values within ``n_sigma`` * sigma of the mean, take their mean and standard deviation and
+    divide the latter by the standard deviation of a unit Gaussian truncated at +-``n_sigma`` (0.880 for 2), so
+    that for a Gaussian the estimate is unbiased (the fixed point is the true sigma). Tails from leakage or
+    cracks therefore do not inflate the width, as in the usual iterative Gaussian fit to the response core.
+    Returns ``(mean, sigma, n_kept)``.
+    """
+    from scipy.stats import truncnorm
+
+    v = np.asarray(values, np.float64)
+    v = v[np.isfinite(v)]
+    shrink = float(truncnorm.std(-n_sigma, n_sigma))
+    mean, sigma = v.mean(), v.std(ddof=1)
+    keep = np.ones(len(v), bool)
+    for _ in range(iterations):
+        keep = np.abs(v - mean) <= n_sigma * sigma
+        new_mean, new_sigma = v[keep].mean(), v[keep].std(ddof=1) / shrink
+        tolerance = 1e-6 * max(sigma, 1e-12)
+        converged = abs(new_sigma - sigma) < tolerance and abs(new_mean - mean) < tolerance
+        mean, sigma = new_mean, new_sigma
+        if converged:
+            break
+    return float(mean), float(sigma), int(keep.sum())
+
+
+def response_table(energies: np.ndarray, measured: np.ndarray) -> dict[str, np.ndarray]:
+    """Response <E_reco>/E and resolution sigma/<E_reco> per true energy, with statistical errors.
+
+    ``measured`` has shape (n_energies, n_particles): the reconstructed (EM-scale) energy of each particle.
+    """
+    rows = [core_mean_std(m) for m in measured]
+    mean = np.array([r[0] for r in rows])
+    std = np.array([r[1] for r in rows])
+    n = np.array([r[2] for r in rows], np.float64)
+    e = np.asarray(energies, np.float64)
+    return {
+        "energy": e,
+        "mean": mean,
+        "sigma": std,
+        "sigma_err": std / np.sqrt(2 * (n - 1)),
+        "response": mean / e,
+        "response_err": std / np.sqrt(n) / e,
+        "resolution": std / mean,
+        "resolution_err": std / mean / np.sqrt(2 * (n - 1)),
+    }

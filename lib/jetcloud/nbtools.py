@@ -1,0 +1,195 @@
+"""Small helpers every notebook uses: seeding, metrics JSON, cleaning a notebook's own outputs.
+
+A notebook's derived cell calls :func:`seed_everything` with its ``seed`` parameter; its last cell calls
+:func:`record_metrics` with named scalars, which ``build/<profile>/metrics/<notebook>.json`` keeps for tests
+and comparisons (the recommenders ``store_metadata`` pattern, as a file)::
+
+    rng = nbtools.seed_everything(seed)
+    pythia.readString(f"Random:seed = {nbtools.pythia_seed(seed, chunk)}")
+    ...
+    nbtools.record_metrics("04_evaluate_jetpointnet", {"resolution_mean": float(x)}, profile)
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import importlib.util
+import json
+import logging
+import math
+import random
+import re
+from collections.abc import Iterable, Mapping
+from numbers import Integral, Real
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jetcloud import paths
+from jetcloud.io.atomic import write_json
+
+log = logging.getLogger(__name__)
+
+PYTHIA_SEED_MAX = 900_000_000
+"""Largest value Pythia accepts for ``Random:seed`` (``0`` means "seed from the clock", so it is avoided)."""
+
+_NOTEBOOK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_last_seed: int | None = None
+
+
+# ---- seeding ------------------------------------------------------------------------------------------
+def seed_everything(seed: int, *, deterministic_torch: bool = False) -> np.random.Generator:
+    """Seed Python's ``random``, numpy's global state and torch (if installed); return a numpy Generator.
+
+    The returned ``np.random.default_rng(seed)`` is what new code should draw from. The seed is remembered
+    (:func:`current_seed`) so that Pythia can be seeded from the same value through :func:`pythia_seed`.
+    ``deterministic_torch=True`` also asks torch for deterministic algorithms (slower; warns where none).
+    """
+    seed = _check_seed(seed)
+    global _last_seed
+    _last_seed = seed
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 - legacy global state, for libraries that still use it
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        torch.manual_seed(seed)  # also seeds every CUDA device
+        if deterministic_torch:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.backends.cudnn.benchmark = False
+    log.debug("seeded random, numpy and torch with %d", seed)
+    return np.random.default_rng(seed)
+
+
+def current_seed() -> int | None:
+    """The seed given to the last :func:`seed_everything` call in this process, or None."""
+    return _last_seed
+
+
+def pythia_seed(seed: int, chunk: int = 0) -> int:
+    """Pythia ``Random:seed`` for chunk ``chunk`` of a run seeded with ``seed``: 1 .. 900 000 000.
+
+    Deterministic (sha256 of ``seed`` and ``chunk``), different for every chunk so that parallel chunks
+    never share a random sequence, and never 0, which Pythia would replace by a clock-based seed.
+    """
+    seed = _check_seed(seed)
+    if isinstance(chunk, bool) or not isinstance(chunk, Integral) or chunk < 0:
+        raise ValueError(f"chunk must be a non-negative integer, got {chunk!r}")
+    digest = hashlib.sha256(f"jetcloud-pythia:{seed}:{int(chunk)}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % PYTHIA_SEED_MAX + 1
+
+
+def _check_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
+# ---- metrics --------------------------------------------------------------------------------------------
+def metrics_path(notebook: str, profile: str) -> Path:
+    """``build/<profile>/metrics/<notebook>.json``."""
+    if not isinstance(notebook, str) or not _NOTEBOOK_NAME.match(notebook) or notebook.endswith(".ipynb"):
+        raise ValueError(
+            f"notebook must be a notebook stem such as '00_simulate_atlas_events' (no directory, no .ipynb), "
+            f"got {notebook!r}"
+        )
+    return paths.metrics_dir(profile) / f"{notebook}.json"
+
+
+def record_metrics(notebook: str, metrics: Mapping[str, Any], profile: str) -> Path:
+    """Write ``metrics`` (named numbers / strings) to ``build/<profile>/metrics/<notebook>.json`` atomically.
+
+    Values may be ints, floats, bools, strings or None, numpy scalars (converted), or lists / dicts of those
+    (e.g. a per-bin table). NaN and infinities are rejected with a ``ValueError`` naming the key, because a
+    metric that silently became NaN is exactly what the file exists to catch. Returns the path written.
+    """
+    path = metrics_path(notebook, profile)
+    if not isinstance(metrics, Mapping):
+        raise TypeError(f"metrics for {notebook} must be a dict of name -> value, got {type(metrics).__name__}")
+    clean = {
+        str(_check_key(key, notebook)): _clean_value(value, f"{notebook}: metric {key!r}")
+        for key, value in metrics.items()
+    }
+    record = {
+        "notebook": notebook,
+        "profile": profile,
+        "written_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "seed": current_seed(),
+        "metrics": clean,
+    }
+    write_json(path, record)
+    log.info("wrote %d metrics to %s", len(clean), path)
+    return path
+
+
+def read_metrics(notebook: str, profile: str) -> dict[str, Any]:
+    """The ``metrics`` dict written by :func:`record_metrics`; ``FileNotFoundError`` names the notebook."""
+    path = metrics_path(notebook, profile)
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"no metrics for {notebook} (profile {profile}) at {path}: run the notebook first "
+            f"(./run_all.sh --profile {profile})"
+        ) from None
+    if not isinstance(record, dict) or not isinstance(record.get("metrics"), dict):
+        raise ValueError(f"{path}: expected a JSON object with a 'metrics' object")
+    return record["metrics"]
+
+
+def _check_key(key: Any, notebook: str) -> str:
+    if not isinstance(key, str) or not key:
+        raise TypeError(f"{notebook}: metric names must be non-empty strings, got {key!r}")
+    return key
+
+
+def _clean_value(value: Any, where: str) -> Any:
+    if value is None or isinstance(value, (bool, np.bool_)):
+        return None if value is None else bool(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (Integral, np.integer)):
+        return int(value)
+    if isinstance(value, (Real, np.floating)):
+        number = float(value)
+        if not math.isfinite(number):
+            raise ValueError(f"{where} is {number}; metrics must be finite numbers")
+        return number
+    if isinstance(value, np.ndarray):
+        if value.ndim == 0:
+            return _clean_value(value.item(), where)
+        return [_clean_value(v, f"{where}[{i}]") for i, v in enumerate(value.tolist())]
+    if isinstance(value, Mapping):
+        return {str(_check_key(k, where)): _clean_value(v, f"{where}[{k!r}]") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean_value(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    raise TypeError(
+        f"{where} has type {type(value).__name__}; use numbers, strings, bools or lists/dicts of those "
+        f"(convert tensors with float(x) or x.tolist())"
+    )
+
+
+# ---- cleaning -------------------------------------------------------------------------------------------
+def clean_outputs(profile: str, notebook: str, figure_globs: Iterable[str] = ()) -> list[Path]:
+    """Delete a notebook's stale outputs before it runs: its metrics JSON and matching figures.
+
+    ``figure_globs`` are patterns inside ``figures/<profile>/`` such as ``"atlas_*"``; nothing outside
+    that folder and the metrics folder is touched. Returns the removed paths.
+    """
+    removed: list[Path] = []
+    path = metrics_path(notebook, profile)
+    if path.is_file():
+        path.unlink()
+        removed.append(path)
+    fig_dir = paths.figures_dir(profile)
+    for pattern in figure_globs:
+        if "/" in pattern or pattern.startswith(".."):
+            raise ValueError(f"figure pattern {pattern!r} must be a file-name pattern inside {fig_dir}")
+        for fig in sorted(fig_dir.glob(pattern)):
+            if fig.is_file():
+                fig.unlink()
+                removed.append(fig)
+    log.info("removed %d stale outputs of %s (%s)", len(removed), notebook, profile)
+    return removed

@@ -1,0 +1,123 @@
+"""One figure style for every notebook, and one way to save figures.
+
+::
+
+    plots.use_style()
+    fig, ax = plt.subplots()
+    ...
+    plots.atlas_label(ax)                      # "jetcloud Simulation Internal": never claims ATLAS data
+    plots.save(fig, "atlas_response_vs_e", profile)   # figures/<profile>/atlas_response_vs_e.{png,pdf}
+
+The style is mplhep's ATLAS style; its fonts ship with the ``mplhep_data`` package, so nothing is
+downloaded. Figures are written atomically and closed, so long loops do not accumulate open figures.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+import matplotlib.pyplot as plt
+from matplotlib.offsetbox import AnchoredOffsetbox, HPacker, TextArea
+
+from jetcloud import paths
+from jetcloud.io.atomic import atomic_path
+
+log = logging.getLogger(__name__)
+
+DPI = 140
+FONT_SIZE = 14
+FORMATS = ("png", "pdf")
+LABEL = "jetcloud"
+"""Experiment word of :func:`atlas_label`: plots show simulation with an ATLAS-like detector, not ATLAS."""
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+
+def use_style(font_size: float = FONT_SIZE) -> None:
+    """Apply mplhep's ATLAS style (fonts from ``mplhep_data``, no download) with a readable font size."""
+    import mplhep
+
+    mplhep.style.use(mplhep.style.ATLAS)
+    matplotlib.rcParams.update(
+        {
+            "font.size": font_size,
+            "axes.labelsize": 1.1 * font_size,
+            "xtick.labelsize": font_size,
+            "ytick.labelsize": font_size,
+            "legend.fontsize": 0.9 * font_size,
+            "savefig.dpi": DPI,
+            "figure.dpi": 100,
+        }
+    )
+
+
+def atlas_label(
+    ax: matplotlib.axes.Axes,
+    text: str = "Simulation Internal",
+    *,
+    rlabel: str | None = None,
+    loc: str = "upper left",
+    fontsize: float | None = None,
+) -> AnchoredOffsetbox:
+    """Mark ``ax`` as jetcloud simulation: bold italic "jetcloud" followed by ``text``, inside the axes.
+
+    The ATLAS-style layout is deliberate, the word is not: these plots come from Pythia and a parametric
+    ATLAS-like detector and must never read as ATLAS results. ``rlabel`` (e.g. ``"√s = 13 TeV"``: plain
+    Unicode, as mathtext ``\\sqrt`` warns when embedded in PDFs with this font) is written above the
+    top-right corner of the axes. Returns the label artist.
+    """
+    size = fontsize if fontsize is not None else matplotlib.rcParams["font.size"]
+    children = [TextArea(LABEL, textprops={"fontweight": "bold", "fontstyle": "italic", "fontsize": size})]
+    if text:
+        children.append(TextArea(text, textprops={"fontsize": size}))
+    box = AnchoredOffsetbox(
+        loc=loc,
+        child=HPacker(children=children, align="baseline", pad=0, sep=0.3 * size),
+        frameon=False,
+        pad=0.3,
+        borderpad=0.5,
+    )
+    box.set_zorder(10)
+    ax.add_artist(box)
+    if rlabel:
+        ax.text(1.0, 1.01, rlabel, transform=ax.transAxes, ha="right", va="bottom", fontsize=0.85 * size)
+    return box
+
+
+def figure_paths(name: str, profile: str, formats: Sequence[str] = FORMATS) -> list[Path]:
+    """``figures/<profile>/<name>.<format>`` for each format."""
+    if not isinstance(name, str) or not _NAME.match(name) or Path(name).suffix.lower() in {".png", ".pdf"}:
+        raise ValueError(f"figure name must be a plain file stem such as 'atlas_response_vs_e', got {name!r}")
+    directory = paths.figures_dir(profile)
+    return [directory / f"{name}.{fmt}" for fmt in formats]
+
+
+def save(
+    fig: matplotlib.figure.Figure,
+    name: str,
+    profile: str,
+    *,
+    formats: Sequence[str] = FORMATS,
+    dpi: int = DPI,
+    close: bool = True,
+) -> list[Path]:
+    """Write ``fig`` to ``figures/<profile>/<name>.png`` and ``.pdf`` atomically, close it, return the paths.
+
+    The PDF carries no creation date, so rerunning a notebook with the same seed gives the same file.
+    """
+    targets = figure_paths(name, profile, formats)
+    try:
+        for target in targets:
+            fmt = target.suffix[1:]
+            metadata = {"CreationDate": None} if fmt == "pdf" else None
+            with atomic_path(target) as tmp:
+                fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight", metadata=metadata)
+    finally:
+        if close:
+            plt.close(fig)
+    log.info("saved figure %s (%s)", targets[0].with_suffix(""), ", ".join(formats))
+    return targets
