@@ -96,15 +96,20 @@ def response_resolution(results: dict[str, dict], fits: dict[str, dict]) -> plt.
         ax_s.errorbar(e, res["resolution"], yerr=res["resolution_err"], fmt="o", color=colour, label=label)
         fit = fits[label]
         curve = np.sqrt((fit["a"] / np.sqrt(grid)) ** 2 + fit["b"] ** 2 + (fit.get("c", 0.0) / grid) ** 2)
-        ax_s.plot(grid, curve, color=colour, lw=1,
+        curve = curve[grid <= 2 * float(np.max(res["energy"]))]
+        ax_s.plot(grid[: len(curve)], curve, color=colour, lw=1,
                   label=f"fit: {100 * fit['a']:.0f}%/\u221aE \u2295 {100 * fit['b']:.1f}%")  # fmt: skip
+    e_max = max(float(np.max(res["energy"])) for res in results.values())
     for ax in (ax_r, ax_s):
         ax.set_xscale("log")
+        ax.set_xlim(0.7, 2 * e_max)
         ax.set_xlabel("true energy [GeV]")
         ax.legend(fontsize="small")
-    ax_r.set_ylabel(r"response $\langle E_\mathrm{EM\,scale}\rangle / E$")
+    ax_r.set_ylabel(r"response $\langle E_\mathrm{EM}\rangle / E$")
     ax_r.axhline(1, color="gray", lw=0.5)
-    ax_s.set_ylabel(r"resolution $\sigma(E) / \langle E \rangle$")
+    ax_s.set_ylabel(r"$\sigma(E) / \langle E \rangle$")
+    ax_s.set_ylim(0, None)
+    fig.tight_layout()
     return fig
 
 

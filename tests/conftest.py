@@ -1,0 +1,50 @@
+"""Shared fixtures for the unit tests.
+
+Every test runs with ``JETCLOUD_DATA``, ``JETCLOUD_BUILD`` and ``JETCLOUD_FIGURES`` pointing into its own
+temporary directory (autouse fixture ``isolated_outputs``), so unit tests never write into the repository's
+``data/``, ``build/`` or ``figures/``. Matplotlib is forced onto the Agg backend.
+
+This file is not loaded by the nbval step (``pytest ... notebooks/NN_*.ipynb``): notebooks run with the real
+locations on their smoke defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+
+
+def numbered_notebooks() -> list[Path]:
+    """``notebooks/NN_*.ipynb`` in file order (the order run_all.sh and nbval use)."""
+    return sorted(p for p in NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb") if p.is_file())
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    """The repository root (where pyproject.toml lives)."""
+    return REPO_ROOT
+
+
+@pytest.fixture(autouse=True)
+def isolated_outputs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """Point data / build / figures at a fresh temporary tree; returns ``{"data", "build", "figures"}``."""
+    base = tmp_path_factory.mktemp("jetcloud-outputs")
+    dirs = {name: base / name for name in ("data", "build", "figures")}
+    for name, path in dirs.items():
+        monkeypatch.setenv(f"JETCLOUD_{name.upper()}", str(path))
+    return dirs
+
+
+@pytest.fixture
+def rng():
+    """A seeded numpy Generator (seed 12345) for tests that need random inputs."""
+    import numpy as np
+
+    return np.random.default_rng(12345)
