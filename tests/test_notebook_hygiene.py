@@ -213,3 +213,15 @@ def test_params_file_matches_notebook(params_file: Path):
         f"{params_file.relative_to(ROOT)}: {unknown} are not parameters of {notebook.name} "
         f"(papermill would only warn); known: {sorted(known)}"
     )
+
+
+@notebooks_and_template
+def test_papermill_sees_every_parameter(path: Path):
+    """papermill's parser silently drops a parameter whose trailing comment contains ``=`` or quotes."""
+    import papermill
+
+    source = _parameter_cells(_read(path))[0].source
+    declared = [node.target.id for node in ast.parse(source).body if isinstance(node, ast.AnnAssign)]
+    seen = set(papermill.inspect_notebook(str(path)))
+    lost = [name for name in declared if name not in seen]
+    assert not lost, f"{path.name}: papermill cannot parse the parameters {lost}; avoid '=' and quotes in their comments"
