@@ -28,13 +28,13 @@ def _family(name: str) -> str:
     return "PS"
 
 
-def detector_layout(geometry: CaloGeometry, max_cells: int = 40_000, seed: int = 0) -> plt.Figure:
-    """Cell centres in the (z, r) plane, coloured by calorimeter family (a random subset for speed)."""
+def detector_layout(geometry: CaloGeometry, max_cells: int | None = None, seed: int = 0) -> plt.Figure:
+    """Cell centres in the (z, r) plane, coloured by calorimeter family (all cells, or a random subset)."""
     rng = np.random.default_rng(seed)
-    rows = rng.choice(geometry.n_cells, size=min(max_cells, geometry.n_cells), replace=False)
+    n = geometry.n_cells if max_cells is None else min(max_cells, geometry.n_cells)
+    rows = np.sort(rng.choice(geometry.n_cells, size=n, replace=False))
     fig, ax = plt.subplots(figsize=(9, 4.5))
-    names = np.array(SAMPLING_NAMES)[geometry.sampling[rows]]
-    families = np.array([_family(n) for n in names])
+    families = np.array([_family(name) for name in SAMPLING_NAMES])[geometry.sampling[rows]]
     for family, colour in FAMILY_COLOURS.items():
         sel = families == family
         z, r = geometry.z[rows][sel], geometry.r_perp[rows][sel]
