@@ -163,3 +163,31 @@ def test_output_under_a_file_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(PermissionError, match="not_a_dir"):
         simulate(SimConfig(n_events=1), blocker / "atlas", workers=1, progress=False)
     assert blocker.read_text() == "" and list(tmp_path.iterdir()) == [blocker]
+
+
+def test_unreadable_geometry_names_the_file(tmp_path: Path) -> None:
+    garbage = tmp_path / "geometry.root"
+    garbage.write_bytes(b"this is not a ROOT file")
+    with pytest.raises((ValueError, OSError), match="geometry.root"):
+        simulate(SimConfig(n_events=1, geometry=str(garbage)), tmp_path / "out", workers=1, progress=False)
+    assert not (tmp_path / "out" / "geometry.root").exists()
+
+
+def test_ttree_output_reads_like_rntuple(tmp_path: Path) -> None:
+    try:
+        import ROOT  # noqa: F401
+    except ImportError:
+        pytest.skip("PyROOT not installed (pip install -e '.[root]'): TTree output not tested")
+    config = SimConfig(process="JZ1", n_events=2, chunk_size=2, seed=5, format="ttree")
+    summary = simulate(config, tmp_path, workers=1, progress=False)
+    path = summary["event_files"][0]
+    mltree.check_schema(path, branches=list(EVENT_BRANCHES))
+    with uproot.open(path) as f:
+        assert f["EventTree"].classname == "TTree"
+        typename = f["EventTree"]["cluster_cell_hitsTruthIndex"].typename.replace(" ", "").replace("std::", "")
+        assert typename.startswith("vector<vector<vector<int"), typename
+    rntuple = _read(simulate(SimConfig(process="JZ1", n_events=2, chunk_size=2, seed=5), tmp_path / "r",
+                             workers=1, progress=False)["event_files"])  # fmt: skip
+    ttree = _read([path])
+    for name in JETPOINTNET_BRANCHES:
+        assert ak.array_equal(ttree[name], rntuple[name]), name
