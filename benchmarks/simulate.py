@@ -17,7 +17,7 @@ import tempfile
 import time
 
 from jetcloud.sim.pipeline import SimConfig, cached_geometry, simulate
-from jetcloud.sim.pythia import EventGenerator, chunk_seed
+from jetcloud.sim.pythia import EventGenerator, chunk_seed, make_pythia
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,6 +44,13 @@ def main(argv: list[str] | None = None) -> int:
         n_done += n
     t_pythia = time.perf_counter() - t0
     print(f"Pythia only      : {n_done / t_pythia:8.1f} events/s  ({1e3 * t_pythia / n_done:.1f} ms/event, 1 core)")
+
+    if args.workers > 1:
+        pythia = make_pythia(args.process, chunk_seed(args.seed, 0), threads=args.workers)
+        t0 = time.perf_counter()
+        pythia.nextBatch(args.events)
+        t_par = time.perf_counter() - t0
+        print(f"Pythia only      : {args.events / t_par:8.1f} events/s  (PythiaParallel, {args.workers} threads)")
 
     config = SimConfig(process=args.process, n_events=args.events, seed=args.seed, chunk_size=args.chunk_size,
                        geometry=args.geometry)  # fmt: skip

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import awkward as ak
 import numpy as np
 
+from ..nbtools import pythia_seed
 from .particles import Particles
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ MC_CHANNEL = {
     "ttbar": 410470, "hbb": 345342, "zjet": 366010, "minbias": 361238, "gun": 0,
 }  # fmt: skip
 
-#: Pythia's seed range (``Random:seed`` must be in 0..900_000_000).
+#: Pythia's seed range (``Random:seed`` must be in 0..900_000_000; 0 means a clock-based seed).
 MAX_PYTHIA_SEED = 900_000_000
 
 
@@ -104,9 +105,8 @@ def canonical_process(process: str) -> str:
 
 
 def chunk_seed(seed: int, chunk: int) -> int:
-    """Deterministic, well-separated Pythia seed for chunk ``chunk`` of a run with ``seed`` (1..9e8)."""
-    mixed = np.random.SeedSequence([int(seed), int(chunk)]).generate_state(1, dtype=np.uint32)[0]
-    return int(mixed) % (MAX_PYTHIA_SEED - 1) + 1
+    """Pythia seed of chunk ``chunk`` of a run seeded with ``seed`` (:func:`jetcloud.nbtools.pythia_seed`)."""
+    return pythia_seed(seed, chunk)
 
 
 @dataclass(frozen=True)
@@ -134,8 +134,15 @@ def _range(value: float | tuple[float, float] | list[float]) -> tuple[float, flo
     return float(value), float(value)
 
 
-def make_pythia(process: str, seed: int, extra_settings: tuple[str, ...] = ()):  # -> pythia8mc.Pythia
-    """An initialised ``pythia8mc.Pythia`` for ``process`` (not ``gun``) with ``Random:seed = seed``."""
+def make_pythia(process: str, seed: int, extra_settings: tuple[str, ...] = (), threads: int = 1):
+    """An initialised ``pythia8mc.Pythia`` for ``process`` (not ``gun``) with ``Random:seed = seed``.
+
+    ``threads > 1`` returns a ``pythia8mc.PythiaParallel`` generating on that many threads. Its
+    ``nextBatch`` returns the same *set* of events for a seed but in an order that depends on thread timing,
+    so :func:`jetcloud.sim.pipeline.simulate` parallelises over chunks in processes instead (deterministic
+    files, and the Python detector code runs in parallel too); ``PythiaParallel`` serves Pythia-only studies
+    and the benchmark.
+    """
     import pythia8mc  # deferred: importing Pythia loads its XML data (~0.3 s)
 
     name = canonical_process(process)
@@ -143,8 +150,11 @@ def make_pythia(process: str, seed: int, extra_settings: tuple[str, ...] = ()): 
         raise ValueError("the particle gun does not use Pythia; use generate_gun()")
     if not 0 < seed <= MAX_PYTHIA_SEED:
         raise ValueError(f"Pythia seed must be in 1..{MAX_PYTHIA_SEED}, got {seed}")
-    pythia = pythia8mc.Pythia("", False)
-    for setting in (*BASE_SETTINGS, *PROCESS_SETTINGS[name], "Random:setSeed = on", f"Random:seed = {seed}"):
+    pythia = pythia8mc.PythiaParallel("", False) if threads > 1 else pythia8mc.Pythia("", False)
+    settings = (*BASE_SETTINGS, *PROCESS_SETTINGS[name], "Random:setSeed = on", f"Random:seed = {seed}")
+    if threads > 1:
+        settings = (*settings, f"Parallelism:numThreads = {int(threads)}")
+    for setting in settings:
         if not pythia.readString(setting):
             raise RuntimeError(f"Pythia rejected setting {setting!r}")
     for setting in extra_settings:
