@@ -284,3 +284,25 @@ def test_select_mltree_cuts() -> None:
     assert np.allclose(sel.e, cl.e[[0, 2]])
     assert np.array_equal(sel.cell, np.concatenate([cluster_cells(cl, 0), cluster_cells(cl, 2)]))
     assert select(cl, e_max=4.5).counts.tolist() == [1, 1]
+
+
+def test_cuts_inside_topo_cluster_equal_select() -> None:
+    """topo_cluster(..., e_min, e_max, abs_eta_max) == select(topo_cluster(...)), isolation included."""
+    e = np.zeros((3, N_CELLS), np.float32)
+    put_deposit(e[0], 15, 15, e_seed=1.0)
+    put_deposit(e[0], 18, 15, e_seed=0.6)  # touches the first one: isolation sees the other cluster
+    put_deposit(e[1], 1, 15, e_seed=5.0)  # eta = -1.35
+    put_deposit(e[1], 25, 5, e_seed=2.0)  # eta = +1.05
+    e[2] = two_maxima_event()[0]
+    noisy = add_noise(e, GEO.sigma, np.random.default_rng(11))
+    full = topo_cluster(noisy, GEO)
+    sizes = []
+    for cuts in ({"abs_eta_max": 1.2}, {"e_min": 3.0}, {"e_max": 4.5, "abs_eta_max": 1.4}, {"e_min": 1e9}):
+        ref = select(full, **{"e_min": -np.inf, "e_max": np.inf, "abs_eta_max": np.inf, **cuts})
+        got = topo_cluster(noisy, GEO, **cuts)
+        got.validate()
+        sizes.append(len(got))
+        for name in ("event", "e", "eta", "phi", "pt", "n_cells", "center_mag", "center_lambda", "first_eng_dens",
+                     "isolation", "cluster", "cell", "weight", "energy", "event_offsets", "cell_offsets"):  # fmt: skip
+            assert np.array_equal(getattr(got, name), getattr(ref, name), equal_nan=True), (cuts, name)
+    assert len(full) > sizes[0] > 0 and sizes[-1] == 0

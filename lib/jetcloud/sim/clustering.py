@@ -40,6 +40,7 @@ The MLTree selection (``0 <= E <= 1e4`` GeV, ``|eta| <= 2.5``) is the separate f
 from __future__ import annotations
 
 import logging
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +48,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from ..arrays import unique
+from ..arrays import sort_stable, unique
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +229,78 @@ def add_noise(
 
 
 # ----------------------------------------------------------------------------------------------------------
-# graph helpers
+# geometry arrays (cached per geometry object) and graph helpers
+
+
+@dataclass
+class _GeoArrays:
+    """Per-cell arrays of a geometry in the dtypes the clustering uses, built once per geometry object."""
+
+    sources: tuple  # the geometry attributes they were built from (checked by identity on every call)
+    shape: tuple[int, int]  # adjacency shape
+    indptr: np.ndarray  # int64, adjacency CSR
+    indices: np.ndarray  # int32 (or int64), adjacency CSR
+    pattern: sp.csr_matrix  # adjacency with every stored entry True (for the sparse neighbour products)
+    sigma: np.ndarray  # float32, GeV, inf where sigma <= 0
+    sampling: np.ndarray  # int64
+    n_samp: int
+    eta: np.ndarray  # float64
+    sin_phi: np.ndarray  # float64
+    cos_phi: np.ndarray  # float64
+    x: np.ndarray  # float64, mm
+    y: np.ndarray
+    z: np.ndarray
+    volume: np.ndarray | None  # float64, mm^3
+
+
+_GEO_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_GEO_ATTRS = ("adjacency", "sigma", "sampling", "eta", "phi", "r_perp", "z", "volume")
+
+
+def _geometry_arrays(geometry: Any) -> _GeoArrays:
+    """:class:`_GeoArrays` of ``geometry``, cached (weakly) per geometry object.
+
+    The cache entry is rebuilt when one of the geometry's attributes is replaced by another object; arrays
+    modified in place are not detected (geometries are not meant to change).
+    """
+    sources = tuple(getattr(geometry, name, None) for name in _GEO_ATTRS)
+    try:
+        hit = _GEO_CACHE.get(geometry)
+    except TypeError:  # not weak-referenceable (e.g. SimpleNamespace): no caching
+        hit = None
+    if hit is not None and all(a is b for a, b in zip(hit.sources, sources, strict=True)):
+        return hit
+    adj = sp.csr_matrix(geometry.adjacency)
+    indptr = adj.indptr.astype(np.int64, copy=False)
+    pattern = sp.csr_matrix((np.ones(len(adj.indices), bool), adj.indices, adj.indptr), shape=adj.shape)
+    sigma = np.asarray(geometry.sigma, np.float64) * 1e-3  # GeV
+    sigma = np.where(sigma > 0, sigma, np.inf).astype(np.float32)
+    sampling = np.asarray(geometry.sampling).astype(np.int64)
+    phi = np.asarray(geometry.phi, np.float64)
+    x, y, z = _cartesian(geometry)
+    volume = getattr(geometry, "volume", None)
+    out = _GeoArrays(
+        sources=sources,
+        shape=adj.shape,
+        indptr=indptr,
+        indices=adj.indices,
+        pattern=pattern,
+        sigma=sigma,
+        sampling=sampling,
+        n_samp=int(sampling.max()) + 1 if len(sampling) else 1,
+        eta=np.asarray(geometry.eta, np.float64),
+        sin_phi=np.sin(phi),
+        cos_phi=np.cos(phi),
+        x=x,
+        y=y,
+        z=z,
+        volume=None if volume is None else np.asarray(volume, np.float64),
+    )
+    try:
+        _GEO_CACHE[geometry] = out
+    except TypeError:
+        pass
+    return out
 
 
 def _expand(cells: np.ndarray, indptr: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -238,17 +310,10 @@ def _expand(cells: np.ndarray, indptr: np.ndarray, indices: np.ndarray) -> tuple
     src = np.repeat(np.arange(len(cells), dtype=np.int64), deg)
     if not len(src):
         return src, np.zeros(0, np.int64)
-    first = np.cumsum(deg) - deg  # position of each row's first neighbour in the output
-    pos = np.arange(len(src), dtype=np.int64) + np.repeat(start - first, deg)
-    return src, indices[pos].astype(np.int64, copy=False)
-
-
-def _lookup(sorted_keys: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Positions of ``queries`` in ``sorted_keys`` and a found mask (position undefined where not found)."""
-    pos = np.searchsorted(sorted_keys, queries)
-    pos = np.minimum(pos, max(len(sorted_keys) - 1, 0))
-    found = sorted_keys[pos] == queries if len(sorted_keys) else np.zeros(len(queries), bool)
-    return pos, found
+    start -= np.cumsum(deg) - deg  # minus the position of each row's first neighbour in the output
+    pos = np.arange(len(src), dtype=np.int64)
+    pos += np.repeat(start, deg)
+    return src, indices[pos]
 
 
 def _first_per_group(keys_sorted: np.ndarray) -> np.ndarray:
@@ -277,6 +342,10 @@ def topo_cluster(
     shower_size_mm: float = 50.0,
     front_r_mm: float = 1400.0,
     front_z_mm: float = 3640.0,
+    *,
+    e_min: float | None = None,
+    e_max: float | None = None,
+    abs_eta_max: float | None = None,
 ) -> Clusters:
     """ATLAS 4-2-0 topo-clustering (with optional splitting) of every event of a chunk at once.
 
@@ -286,7 +355,8 @@ def topo_cluster(
     geometry : object with ``sigma`` (n_cells,) total noise in MeV, ``adjacency`` (symmetric scipy.sparse
         CSR, n_cells x n_cells), ``sampling`` (CaloSampling 0..23), ``eta``, ``phi``, ``r_perp`` (mm), and
         optionally ``z`` (mm; default ``r_perp * sinh(eta)``) and ``volume`` (mm^3, for ``first_eng_dens``).
-        Cells with ``sigma <= 0`` are treated as infinitely noisy (never significant).
+        Cells with ``sigma <= 0`` are treated as infinitely noisy (never significant). Derived per-cell
+        arrays are cached per geometry object (weakly), so the geometry's arrays must not change in place.
     seed_threshold, grow_threshold, cell_threshold : significance thresholds (4, 2, 0). Comparisons are
         strict (``S > t``).
     use_abs : compare ``|S|`` for growing and perimeter cells (ATLAS default).
@@ -295,22 +365,24 @@ def topo_cluster(
     split_samplings, split_e_min (GeV), split_min_neighbours : local-maximum definition.
     shower_size_mm : length unit of the distances in the shared-cell weights.
     front_r_mm, front_z_mm : calorimeter front face used by ``center_lambda``.
+    e_min, e_max, abs_eta_max : optional cluster selection (``e_min <= e <= e_max``, ``|eta| <= abs_eta_max``;
+        ``None``: no cut) applied as soon as the energy and eta of the clusters are known, before the other
+        moments are computed. ``topo_cluster(..., e_min=a, e_max=b, abs_eta_max=c)`` returns exactly
+        ``select(topo_cluster(...), a, b, c)`` (the isolation still sees the cells of all clusters), faster.
 
     Returns
     -------
-    :class:`Clusters`, all clusters (no energy or eta cut; apply :func:`select` for the MLTree selection).
+    :class:`Clusters`, all clusters that pass the optional cuts (by default no cut: apply :func:`select` for
+    the MLTree selection, or pass its cuts here).
     """
     energy = np.asarray(energy)
     if energy.ndim != 2:
         raise ValueError(f"energy must be (n_events, n_cells), got shape {energy.shape}")
     n_events, n_cells = energy.shape
-    adj = sp.csr_matrix(geometry.adjacency)
-    if adj.shape != (n_cells, n_cells):
-        raise ValueError(f"adjacency shape {adj.shape} does not match {n_cells} cells")
-    indptr = adj.indptr.astype(np.int64, copy=False)
-    indices = adj.indices
-    sigma = np.asarray(geometry.sigma, np.float64) * 1e-3  # GeV
-    sigma = np.where(sigma > 0, sigma, np.inf).astype(np.float32)
+    geo = _geometry_arrays(geometry)
+    if geo.shape != (n_cells, n_cells):
+        raise ValueError(f"adjacency shape {geo.shape} does not match {n_cells} cells")
+    indptr, indices, sigma = geo.indptr, geo.indices, geo.sigma
     grow_lim = (np.float32(grow_threshold) * sigma).astype(np.float32)
     cell_lim = (np.float32(cell_threshold) * sigma).astype(np.float32)
     flat = energy.reshape(-1)
@@ -352,28 +424,42 @@ def topo_cluster(
         visited[new] = True
         reached.append(new)
         frontier = new
-    del visited
     grow_g = np.sort(np.concatenate(reached))
-    esrc = np.searchsorted(grow_g, np.concatenate(edge_src))
-    edst = np.searchsorted(grow_g, np.concatenate(edge_dst))
+    # Dense node -> row maps (1 + row, 0: none) replace searchsorted lookups; np.zeros is lazily zeroed memory.
+    slot_dtype = np.int32 if flat.size < np.iinfo(np.int32).max else np.int64
+    slot = np.zeros(flat.size, slot_dtype)
+    slot[grow_g] = np.arange(1, len(grow_g) + 1, dtype=slot_dtype)
+    esrc = slot[np.concatenate(edge_src)] - 1
+    edst = slot[np.concatenate(edge_dst)] - 1
     graph = sp.coo_matrix((np.ones(len(esrc), np.int8), (esrc, edst)), shape=(len(grow_g),) * 2).tocsr()
     n_proto, grow_label = connected_components(graph, directed=False)
     grow_label = grow_label.astype(np.int64)
 
     # --- perimeter: attach to the cluster of the most significant neighbouring growing cell ---
+    # (ties: lowest cluster id), as a per-cell maximum of the significance, then a minimum of the label
     p_src = np.concatenate(per_src)
     p_dst = np.concatenate(per_dst)
-    p_lab = grow_label[np.searchsorted(grow_g, p_src)]
+    p_lab = grow_label[slot[p_src] - 1]
     p_sig = np.abs(flat[p_src]) / sigma[p_src % n_cells]
-    order = np.lexsort((p_lab, -p_sig, p_dst))
-    p_dst, p_lab = p_dst[order], p_lab[order]
-    first = _first_per_group(p_dst)
-    per_g, per_label = p_dst[first], p_lab[first]
+    in_cluster = np.zeros(flat.size, bool)
+    in_cluster[p_dst] = True
+    per_g = np.flatnonzero(in_cluster)
+    slot[per_g] = np.arange(1, len(per_g) + 1, dtype=slot_dtype)
+    p_row = slot[p_dst] - 1
+    best_sig = np.full(len(per_g), -np.inf, p_sig.dtype)
+    np.maximum.at(best_sig, p_row, p_sig)
+    tie = p_sig == best_sig[p_row]
+    per_label = np.full(len(per_g), n_proto, np.int64)
+    np.minimum.at(per_label, p_row[tie], p_lab[tie])
 
-    m_g = np.concatenate([grow_g, per_g])
-    m_label = np.concatenate([grow_label, per_label])
-    order = np.argsort(m_g, kind="stable")
-    m_g, m_label = m_g[order], m_label[order]
+    in_cluster |= visited
+    del visited
+    m_g = np.flatnonzero(in_cluster)  # ascending: grouped by event, then cell
+    del in_cluster
+    slot[m_g] = np.arange(1, len(m_g) + 1, dtype=slot_dtype)  # from here on: node -> row of m_g
+    m_label = np.empty(len(m_g), np.int64)
+    m_label[slot[grow_g] - 1] = grow_label
+    m_label[slot[per_g] - 1] = per_label
     log.debug(
         "topo_cluster: %d events, %d seeds, %d iterations, %d proto-clusters, %d growing + %d perimeter",
         n_events,
@@ -387,7 +473,6 @@ def topo_cluster(
     # --- membership rows (cluster id, node, weight) ---
     m_cell = m_g % n_cells
     m_e = flat[m_g].astype(np.float64)
-    x, y, z = _cartesian(geometry)
     if split:
         rows_cl, rows_g, rows_w, cl_event = _split(
             m_g,
@@ -396,14 +481,12 @@ def topo_cluster(
             m_e,
             n_proto,
             n_cells,
-            indptr,
-            indices,
-            geometry,
+            slot,
+            geo,
             split_samplings,
             split_e_min,
             split_min_neighbours,
             shower_size_mm,
-            (x, y, z),
         )
     else:
         rows_cl, rows_g, rows_w = m_label, m_g, np.ones(len(m_g), np.float64)
@@ -413,17 +496,16 @@ def topo_cluster(
         n_events,
         n_cells,
         flat,
-        geometry,
-        (x, y, z),
-        indptr,
-        indices,
-        m_g,
+        geo,
+        slot,
+        len(m_g),
         rows_cl,
         rows_g,
         rows_w,
         cl_event,
         front_r_mm,
         front_z_mm,
+        (e_min, e_max, abs_eta_max),
     )
 
 
@@ -443,24 +525,23 @@ def _split(
     m_e: np.ndarray,
     n_proto: int,
     n_cells: int,
-    indptr: np.ndarray,
-    indices: np.ndarray,
-    geometry: Any,
+    slot: np.ndarray,
+    geo: _GeoArrays,
     split_samplings: tuple[int, ...],
     split_e_min: float,
     split_min_neighbours: int,
     shower_size_mm: float,
-    xyz: tuple[np.ndarray, np.ndarray, np.ndarray],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Split proto-clusters with >= 2 local maxima; return membership rows and the event of each cluster.
 
-    Returns (cluster id, node g, weight) per membership row and ``event`` per cluster id. Unsplit
-    proto-clusters keep their id; split clusters get ids ``n_proto + k``.
+    ``slot[g] - 1`` is the row of node ``g`` in ``m_g`` (-1 if not clustered). Returns (cluster id, node g,
+    weight) per membership row and ``event`` per cluster id. Unsplit proto-clusters keep their id; split
+    clusters get ids ``n_proto + k``.
     """
+    indptr, indices = geo.indptr, geo.indices
     cl_event = np.zeros(n_proto, np.int64)
     cl_event[m_label] = m_g // n_cells
-    sampling = np.asarray(geometry.sampling)
-    cand = np.isin(sampling[m_cell], np.asarray(split_samplings)) & (m_e > split_e_min)
+    cand = np.isin(geo.sampling[m_cell], np.asarray(split_samplings)) & (m_e > split_e_min)
     no_split = (m_label, m_g, np.ones(len(m_g), np.float64), cl_event)
     if cand.sum() < 2:
         return no_split
@@ -472,8 +553,11 @@ def _split(
         return no_split
     src, nb = _expand(m_cell[sub], indptr, indices)
     nb_g = (m_g[sub] - m_cell[sub])[src] + nb
-    pos, found = _lookup(m_g, nb_g)
-    found &= m_label[pos] == m_label[sub[src]]
+    pos = slot[nb_g].astype(np.int64) - 1
+    found = pos >= 0
+    np.maximum(pos, 0, out=pos)
+    lab_sub = m_label[sub]
+    found &= m_label[pos] == lab_sub[src]
     src, dst_m = src[found], pos[found]  # src: sub index; dst_m: member index (same proto-cluster)
     n_sub = len(sub)
     sub_of_member = np.full(len(m_g), -1, np.int64)
@@ -485,7 +569,6 @@ def _split(
     np.maximum.at(max_nb, src, m_e[sub[dst]])
     e_sub = m_e[sub]
     is_max = cand[sub] & (n_in >= split_min_neighbours) & (e_sub > max_nb)
-    lab_sub = m_label[sub]
     n_max = np.bincount(lab_sub[is_max], minlength=n_proto)
     split_parent = n_max >= 2
     if not split_parent.any():
@@ -556,7 +639,7 @@ def _split(
     )
 
     # weights of shared cells
-    x, y, z = xyz
+    x, y, z = geo.x, geo.y, geo.z
     cell_sub = m_cell[sub]
     sel = keep_node & (own2 < 0)
     w_pos = np.where(e_sub[sel] > 0, e_sub[sel], 0.0)
@@ -593,21 +676,25 @@ def _moments(
     n_events: int,
     n_cells: int,
     flat: np.ndarray,
-    geometry: Any,
-    xyz: tuple[np.ndarray, np.ndarray, np.ndarray],
-    indptr: np.ndarray,
-    indices: np.ndarray,
-    clustered_g: np.ndarray,
+    geo: _GeoArrays,
+    slot: np.ndarray,
+    n_nodes: int,
     rows_cl: np.ndarray,
     rows_g: np.ndarray,
     rows_w: np.ndarray,
     cl_event: np.ndarray,
     front_r_mm: float,
     front_z_mm: float,
+    cuts: tuple[float | None, float | None, float | None],
 ) -> Clusters:
-    """Cluster kinematics and moments, MLTree ordering, offsets."""
+    """Cluster kinematics, optional selection, moments, MLTree ordering, offsets.
+
+    Per-cluster sums are ``np.bincount`` over the membership rows in their original order (dropping the rows
+    of rejected clusters does not change the sums of the others), so the selection is exact.
+    """
     n_cl = len(cl_event)
-    present = np.bincount(rows_cl, minlength=n_cl) > 0
+    n_mem = np.bincount(rows_cl, minlength=n_cl)
+    present = n_mem > 0
     cell = rows_g % n_cells
     we = rows_w * flat[rows_g].astype(np.float64)
     e = np.bincount(rows_cl, we, minlength=n_cl)
@@ -620,50 +707,62 @@ def _moments(
     def mean(v: np.ndarray) -> np.ndarray:
         return np.bincount(rows_cl, wt * v, minlength=n_cl) / norm
 
-    eta_c = np.asarray(geometry.eta, np.float64)[cell]
-    phi_c = np.asarray(geometry.phi, np.float64)[cell]
-    eta = mean(eta_c)
-    phi = np.arctan2(mean(np.sin(phi_c)), mean(np.cos(phi_c)))
+    eta = mean(geo.eta[cell])
+    e_min, e_max, abs_eta_max = cuts
+    if e_min is not None or e_max is not None or abs_eta_max is not None:
+        keep = present.copy()
+        if e_min is not None:
+            keep &= e >= e_min
+        if e_max is not None:
+            keep &= e <= e_max
+        if abs_eta_max is not None:
+            keep &= np.abs(eta) <= abs_eta_max
+        row_keep = keep[rows_cl]
+        rows_cl, rows_g, rows_w, cell, we, pos_e, wt = (
+            v[row_keep] for v in (rows_cl, rows_g, rows_w, cell, we, pos_e, wt)
+        )
+        present = keep
+    phi = np.arctan2(mean(geo.sin_phi[cell]), mean(geo.cos_phi[cell]))
     phi = np.where(phi <= -np.pi, phi + 2 * np.pi, phi)
-    x, y, z = (c[cell] for c in xyz)
-    cx, cy, cz = mean(x), mean(y), mean(z)
-    center_mag = np.sqrt(cx**2 + cy**2 + cz**2)
-    rho = np.hypot(cx, cy)
+    cx, cy, cz = mean(geo.x[cell]), mean(geo.y[cell]), mean(geo.z[cell])
     with np.errstate(divide="ignore", invalid="ignore"):
+        center_mag = np.sqrt(cx**2 + cy**2 + cz**2)
+        rho = np.hypot(cx, cy)
         l_barrel = np.where(rho > 0, front_r_mm * center_mag / rho, np.inf)
         l_endcap = np.where(np.abs(cz) > 0, front_z_mm * center_mag / np.abs(cz), np.inf)
-    center_lambda = center_mag - np.minimum(l_barrel, l_endcap)
-    volume = getattr(geometry, "volume", None)
-    if volume is not None:
-        vol = np.asarray(volume, np.float64)[cell]
-        with np.errstate(divide="ignore", invalid="ignore"):
+        center_lambda = center_mag - np.minimum(l_barrel, l_endcap)
+        if geo.volume is not None:
+            vol = geo.volume[cell]
             dens = np.where((pos_e > 0) & (vol > 0), pos_e / vol, 0.0)
             first_eng_dens = np.bincount(rows_cl, pos_e * dens, minlength=n_cl) / sum_pos
-        first_eng_dens = np.where(sum_pos > 0, first_eng_dens, np.nan)
-    else:
-        first_eng_dens = np.full(n_cl, np.nan)
-    isolation = _isolation(n_cells, geometry, indptr, indices, clustered_g, rows_cl, rows_g, pos_e, n_cl)
-    n_mem = np.bincount(rows_cl, minlength=n_cl)
+            first_eng_dens = np.where(sum_pos > 0, first_eng_dens, np.nan)
+        else:
+            first_eng_dens = np.full(n_cl, np.nan)
 
     # MLTree order: event ascending, E descending, ties by formation order (lexsort is stable)
     ids = np.flatnonzero(present)
     order = ids[np.lexsort((-e[ids], cl_event[ids]))]
+    n_out = len(order)
     new_id = np.full(n_cl, -1, np.int64)
-    new_id[order] = np.arange(len(order))
-    row_order = np.lexsort((cell, new_id[rows_cl]))
+    new_id[order] = np.arange(n_out)
+    row_new = new_id[rows_cl]
+    _, row_order = sort_stable(row_new * n_cells + cell)  # by cluster, then cell (pairs are unique)
+    counts = n_mem[order]
+    out_cell = cell[row_order]
+    isolation = _isolation(n_cells, geo, slot, n_nodes, row_new, rows_g, cell, pos_e, cl_event[order], counts, out_cell)
     cols: dict[str, Any] = {
         "event": cl_event[order],
         "e": e[order],
         "eta": eta[order],
         "phi": phi[order],
         "pt": (e / np.cosh(eta))[order],
-        "n_cells": n_mem[order].astype(np.int32),
+        "n_cells": counts.astype(np.int32),
         "center_mag": center_mag[order],
         "center_lambda": center_lambda[order],
         "first_eng_dens": first_eng_dens[order],
-        "isolation": isolation[order],
-        "cluster": new_id[rows_cl][row_order],
-        "cell": cell[row_order].astype(np.int64),
+        "isolation": isolation,
+        "cluster": row_new[row_order],
+        "cell": out_cell.astype(np.int64, copy=False),
         "weight": rows_w[row_order].astype(np.float32),
         "energy": we[row_order].astype(np.float32),
     }
@@ -672,14 +771,16 @@ def _moments(
 
 def _isolation(
     n_cells: int,
-    geometry: Any,
-    indptr: np.ndarray,
-    indices: np.ndarray,
-    clustered_g: np.ndarray,
+    geo: _GeoArrays,
+    slot: np.ndarray,
+    n_nodes: int,
     rows_cl: np.ndarray,
     rows_g: np.ndarray,
+    cell: np.ndarray,
     pos_e: np.ndarray,
-    n_cl: int,
+    cl_event: np.ndarray,
+    counts: np.ndarray,
+    sorted_cell: np.ndarray,
 ) -> np.ndarray:
     """ATLAS-like ISOLATION: sampling-energy-weighted fraction of unclustered neighbouring cells.
 
@@ -687,25 +788,39 @@ def _isolation(
     cluster) / (all neighbours in sampling s that are not in this cluster); ``isolation = sum E_s f_s /
     sum E_s`` over samplings with neighbours, ``E_s`` the cluster's positive energy in s (plain
     neighbour-count fraction if all those ``E_s`` are 0).
+
+    ``rows_cl`` (cluster 0..n-1), ``rows_g``, ``cell``, ``pos_e``: membership rows; ``counts`` rows per cluster
+    and ``sorted_cell`` the rows' cells grouped by cluster, ascending; ``slot[g] - 1``: row of node ``g`` among
+    the ``n_nodes`` clustered nodes of all clusters (-1: in no cluster).
     """
-    sampling = np.asarray(geometry.sampling).astype(np.int64)
-    n_samp = int(sampling.max()) + 1 if len(sampling) else 1
-    mem_key = np.sort(rows_cl * n_cells + rows_g % n_cells)
-    rcell = rows_g % n_cells
-    src, nb = _expand(rcell, indptr, indices)
-    cl = rows_cl[src]
-    key = unique(cl * n_cells + nb)  # unique (cluster, neighbour cell)
-    _, in_self = _lookup(mem_key, key)
-    key = key[~in_self]
-    cl, nb = key // n_cells, key % n_cells
-    # the event of each cluster is the event of any of its rows
-    ev_of_cl = np.zeros(n_cl, np.int64)
-    ev_of_cl[rows_cl] = rows_g // n_cells
-    _, clustered = _lookup(clustered_g, ev_of_cl[cl] * n_cells + nb)
-    cs = cl * n_samp + sampling[nb]
-    n_all = np.bincount(cs, minlength=n_cl * n_samp).reshape(n_cl, n_samp).astype(np.float64)
-    n_free = np.bincount(cs, ~clustered, minlength=n_cl * n_samp).reshape(n_cl, n_samp)
-    e_s = np.bincount(rows_cl * n_samp + sampling[rcell], pos_e, minlength=n_cl * n_samp)
+    n_cl = len(cl_event)
+    n_samp = geo.n_samp
+    # (cluster x cell) membership times the adjacency pattern: each neighbour cell of a cluster once
+    indptr = np.zeros(n_cl + 1, np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    members = sp.csr_matrix((np.ones(len(sorted_cell), bool), sorted_cell, indptr), shape=(n_cl, n_cells))
+    touched = members @ geo.pattern
+    n_touched = np.diff(touched.indptr)
+    nb = touched.indices
+    node = slot[np.repeat(cl_event * n_cells, n_touched) + nb]  # 1 + row among clustered nodes, 0: none
+    cl = np.repeat(np.arange(n_cl, dtype=np.int64), n_touched)
+    # clusters owning each clustered node (at most two: a shared cell belongs to exactly two split clusters);
+    # index 0 (unclustered) never matches
+    row_node = slot[rows_g]
+    if len(row_node) and np.bincount(row_node, minlength=n_nodes + 1).max() > 2:  # pragma: no cover
+        raise AssertionError("a cell belongs to more than two clusters")
+    own_hi = np.full(n_nodes + 1, -1, np.int64)
+    np.maximum.at(own_hi, row_node, rows_cl)
+    own_lo = np.full(n_nodes + 1, n_cl, np.int64)
+    np.minimum.at(own_lo, row_node, rows_cl)
+    own_lo[0] = -1
+    outside = own_hi[node] != cl
+    outside &= own_lo[node] != cl
+    cs = np.repeat(np.arange(0, n_cl * n_samp, n_samp, dtype=np.int64), n_touched)
+    cs += geo.sampling[nb]
+    n_all = np.bincount(cs, outside, minlength=n_cl * n_samp).reshape(n_cl, n_samp)
+    n_free = np.bincount(cs, node == 0, minlength=n_cl * n_samp).reshape(n_cl, n_samp)
+    e_s = np.bincount(rows_cl * n_samp + geo.sampling[cell], pos_e, minlength=n_cl * n_samp)
     e_s = e_s.reshape(n_cl, n_samp) * (n_all > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
         frac = np.where(n_all > 0, n_free / n_all, 0.0)

@@ -771,10 +771,12 @@ def cell_energy_matrix(deposits: Deposits, n_events: int, n_cells: int) -> np.nd
     if len(deposits) == 0:
         return out.reshape(n_events, n_cells)
     key = deposits.event * n_cells + deposits.cell
-    order = np.argsort(key, kind="stable")
-    key = key[order]
+    e_vis = deposits.e_vis
+    if np.any(key[1:] < key[:-1]):  # Deposits from deposit() are already sorted by (event, cell)
+        order = np.argsort(key, kind="stable")
+        key, e_vis = key[order], e_vis[order]
     start = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-    sums = np.add.reduceat(deposits.e_vis[order].astype(np.float64), start)
+    sums = np.add.reduceat(e_vis.astype(np.float64), start)
     out[key[start]] = sums.astype(np.float32)
     return out.reshape(n_events, n_cells)
 
