@@ -102,8 +102,8 @@ def simulate_events(
     energy = showers.cell_energy_matrix(deposits, n_events, geometry.n_cells)
     if config.noise:
         energy = clustering.add_noise(energy, geometry.sigma, rng)
-    clusters = clustering.topo_cluster(energy, geometry)
-    clusters = clustering.select(clusters)
+    # MLTree's cluster selection (0 <= E <= 10 TeV, |eta| <= 2.5), applied before the moments are computed
+    clusters = clustering.topo_cluster(energy, geometry, e_min=0.0, e_max=1e4, abs_eta_max=2.5)
     timing["clustering"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -116,6 +116,14 @@ def simulate_events(
 
 def _jagged(values: np.ndarray, counts: np.ndarray) -> ak.Array:
     return ak.unflatten(values, counts)
+
+
+def _values_at(keys: np.ndarray, values: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """``values`` of the sorted unique ``keys`` equal to each ``query`` key, 0 where a key is absent."""
+    if len(keys) == 0:
+        return np.zeros(len(query))
+    pos = np.searchsorted(keys, query).clip(0, len(keys) - 1)
+    return np.where(keys[pos] == query, values[pos], 0.0)
 
 
 def build_branches(
@@ -208,13 +216,7 @@ def build_branches(
     # calibration-hit moments: true energy of all particles in the cluster's cells, weighted
     dep_all_key = deposits.event * n_cells_geo + deposits.cell
     cell_keys, cell_true = group_sum(dep_all_key, deposits.e_true.astype(np.float64))
-    pos = np.searchsorted(cell_keys, member_key).clip(0, max(len(cell_keys) - 1, 0))
-    found = (
-        (len(cell_keys) > 0) & (cell_keys[pos] == member_key)
-        if len(cell_keys)
-        else np.zeros(len(members), bool)
-    )
-    member_true = np.where(found, cell_true[pos] if len(cell_keys) else 0.0, 0.0) * clusters.weight
+    member_true = _values_at(cell_keys, cell_true, member_key) * clusters.weight
     calib_tot = np.bincount(members, weights=member_true, minlength=len(cl_event)).astype(np.float32)
     missing = np.full(len(cl_event), -1.0, np.float32)  # MLTree: -1 = moment not available
     out["cluster_ENG_CALIB_TOT"] = _jagged(calib_tot, n_cluster)
@@ -234,12 +236,12 @@ def build_branches(
     out["cluster_cell_ID"] = _jagged(_jagged(cell_ids, kept_counts), n_cluster)
     out["cluster_cell_E"] = _jagged(_jagged(member_e[kept].astype(np.float32), kept_counts), n_cluster)
 
+    # every (cluster membership, hard-scatter deposit in that cell) pair, shared by cluster and track truth
+    start, count = lookup_groups(dep_key, member_key)
+    join = (np.repeat(np.arange(len(members)), count), np.flatnonzero(dep_truth)[gather_ranges(start, count)])
     # leading truth particles per cluster (full = true energy, visible = EM-scale energy)
     for kind, column in (("full", deposits.e_true), ("visible", deposits.e_vis)):
-        c, i, e = _cluster_truth(
-            dep_key, deposits.truth_index[dep_truth], column[dep_truth].astype(np.float64),
-            member_key, members, clusters.weight,
-        )  # fmt: skip
+        c, i, e = _cluster_truth(join, deposits.truth_index, column, members, clusters.weight)
         n_lead = np.bincount(c, minlength=len(cl_event))
         out[f"cluster_{kind}HitsTruthIndex"] = _jagged(_jagged(i.astype(np.int32), n_lead), n_cluster)
         out[f"cluster_{kind}HitsTruthE"] = _jagged(_jagged(e.astype(np.float32), n_lead), n_cluster)
@@ -247,50 +249,37 @@ def build_branches(
     out["cluster_cell_hitsTruthIndex"] = _jagged(_jagged(idx_lists, n_members), n_cluster)
     out["cluster_cell_hitsTruthE"] = _jagged(_jagged(e_lists, n_members), n_cluster)
 
-    out.update(_track_branches(tracks, n_events, deposits, dep_truth, dep_key, clusters, members, member_key))
+    out.update(_track_branches(tracks, n_events, deposits, join, clusters))
     return out
 
 
-def _cluster_truth(dep_key, dep_truth_index, dep_energy, member_key, members, weight):
+def _cluster_truth(join, truth_index, energy, members, weight):
     """Leading ``N_TRUTH_PER_CLUSTER`` truth particles per cluster by weighted energy, in descending order.
 
-    ``dep_key`` (sorted) is ``event * n_cells + cell`` of the hard-scatter deposits. Returns
-    ``(cluster_row, truth_index, energy)``.
+    ``join = (membership, deposit)`` rows pair every cluster-cell membership with the hard-scatter deposits in
+    that cell. Returns ``(cluster_row, truth_index, energy)``.
     """
-    start, count = lookup_groups(dep_key, member_key)
-    rows = gather_ranges(start, count)
-    member = np.repeat(np.arange(len(members)), count)
+    member, rows = join
     cluster = members[member]
-    energy = dep_energy[rows] * weight[member]
-    index = dep_truth_index[rows].astype(np.int64)
-    key, summed = group_sum(cluster * (1 << 32) + index, energy)
-    cluster, index = key >> 32, key & ((1 << 32) - 1)
-    c, i, e = top_contributions(cluster, index, summed, N_TRUTH_PER_CLUSTER)
+    key, summed = group_sum(cluster * (1 << 32) + truth_index[rows], energy[rows].astype(np.float64) * weight[member])
+    c, i, e = top_contributions(key >> 32, key & ((1 << 32) - 1), summed, N_TRUTH_PER_CLUSTER)
     order = np.lexsort((-e, c))
     return c[order], i[order], e[order]
 
 
-def _track_branches(tracks, n_events, deposits, dep_truth, dep_key, clusters, members, member_key):
+def _track_branches(tracks, n_events, deposits, join, clusters):
     """Track branches: tracker output, truth-linked calibration-hit energies and particle-flow subtraction."""
     t_event = tracks["event"]
     n_track = np.bincount(t_event, minlength=n_events).astype(np.int32)
     out: dict[str, ak.Array | np.ndarray] = {"nTrack": n_track}
     truth_index = tracks["truth_index"].astype(np.int64)
     # visible / full calibration-hit energy of the linked particle, summed over the written clusters
-    start, count = lookup_groups(dep_key, member_key)
-    rows = gather_ranges(start, count)
-    member = np.repeat(np.arange(len(members)), count)
-    weight = clusters.weight[member]
-    ev = clusters.event[members[member]]
-    pkey = ev * (1 << 32) + deposits.truth_index[dep_truth][rows].astype(np.int64)
+    member, rows = join
+    pkey = clusters.event[clusters.cluster[member]] * (1 << 32) + deposits.truth_index[rows]
+    tkey = t_event * (1 << 32) + truth_index
     for kind, column in (("Visible", deposits.e_vis), ("Full", deposits.e_true)):
-        keys, sums = group_sum(pkey, column[dep_truth][rows].astype(np.float64) * weight)
-        tkey = t_event * (1 << 32) + truth_index
-        pos = np.searchsorted(keys, tkey).clip(0, max(len(keys) - 1, 0))
-        hit = (truth_index >= 0) & (len(keys) > 0)
-        if len(keys):
-            hit &= keys[pos] == tkey
-        value = np.where(hit, sums[pos] if len(keys) else 0.0, 0.0)
+        keys, sums = group_sum(pkey, column[rows].astype(np.float64) * clusters.weight[member])
+        value = np.where(truth_index >= 0, _values_at(keys, sums, tkey), 0.0)
         out[f"track{kind}CalHitCaloEnergy"] = _jagged(value.astype(np.float32), n_track)
     out["trackSubtractedCaloEnergy"] = _jagged(_pflow_subtraction(tracks, clusters), n_track)
     for name, values in tracks.items():
