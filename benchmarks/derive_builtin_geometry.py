@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from jetcloud.geometry import SAMPLING_NAMES
 from jetcloud.paths import atlas_geometry_file
 from jetcloud.sim.geometry import (

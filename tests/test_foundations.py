@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from jetcloud import nbtools, paths
 from jetcloud.io import atomic, manifest
 
@@ -271,6 +272,7 @@ def test_pythia_seed_range_and_determinism():
 # ---- figures --------------------------------------------------------------------------------------------
 def test_plots_save_writes_png_and_pdf_and_closes(isolated_outputs):
     import matplotlib.pyplot as plt
+
     from jetcloud import plots
 
     plots.use_style()
@@ -288,6 +290,7 @@ def test_plots_save_writes_png_and_pdf_and_closes(isolated_outputs):
 
 def test_plots_label_never_claims_atlas():
     import matplotlib.pyplot as plt
+
     from jetcloud import plots
 
     fig, ax = plt.subplots()
@@ -300,6 +303,7 @@ def test_plots_label_never_claims_atlas():
 
 def test_plots_save_rejects_names_with_suffix_or_directory():
     import matplotlib.pyplot as plt
+
     from jetcloud import plots
 
     fig, _ = plt.subplots()

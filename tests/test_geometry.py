@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from jetcloud.geometry import (
     EXTRAPOLATION_ETA_RANGE,
     EXTRAPOLATION_FIXED_Z,

@@ -10,6 +10,7 @@ import awkward as ak
 import numpy as np
 import pytest
 import uproot
+
 from jetcloud.geometry import EXTRAPOLATION_SAMPLINGS
 from jetcloud.io.mltree import (
     CorruptFileError,

@@ -224,4 +224,4 @@ def test_papermill_sees_every_parameter(path: Path):
     declared = [node.target.id for node in ast.parse(source).body if isinstance(node, ast.AnnAssign)]
     seen = set(papermill.inspect_notebook(str(path)))
     lost = [name for name in declared if name not in seen]
-    assert not lost, f"{path.name}: papermill cannot parse the parameters {lost}; avoid '=' and quotes in their comments"
+    assert not lost, f"{path.name}: papermill cannot parse {lost}; avoid '=' and quotes in their comments"

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import scipy.sparse as sp
+
 from jetcloud.sim.clustering import Clusters, add_noise, select, topo_cluster
 
 N_ETA, N_PHI = 30, 30

@@ -6,6 +6,7 @@ import awkward as ak
 import numpy as np
 import pytest
 import uproot
+
 from jetcloud.geometry import SAMPLING_NAMES
 from jetcloud.paths import atlas_geometry_file
 from jetcloud.sim.geometry import (

@@ -9,6 +9,7 @@ import awkward as ak
 import numpy as np
 import pytest
 import uproot
+
 from jetcloud.io import mltree
 from jetcloud.io.mltree_schema import EVENT_BRANCHES, JETPOINTNET_BRANCHES
 from jetcloud.sim.pipeline import SimConfig, simulate

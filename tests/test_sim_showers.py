@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from jetcloud.geometry import SAMPLING_INDEX
 from jetcloud.sim.geometry import CaloGeometry
 from jetcloud.sim.particles import Particles

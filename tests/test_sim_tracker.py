@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from jetcloud.geometry import EXTRAPOLATION_SAMPLINGS, MISSING_EXTRAPOLATION, MISSING_THRESHOLD
 from jetcloud.sim.particles import Particles
 from jetcloud.sim.tracker import (

@@ -107,9 +107,7 @@ def simulate_events(
     timing["clustering"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    branches = build_branches(
-        config, chunk, n_events, particles, info, tracks, deposits, clusters, energy, geometry
-    )
+    branches = build_branches(config, chunk, n_events, particles, info, tracks, deposits, clusters, energy, geometry)
     timing["branches"] = time.perf_counter() - t0
     return branches, timing
 
@@ -300,12 +298,8 @@ def _pflow_subtraction(tracks: dict, clusters: clustering.Clusters) -> np.ndarra
     """
     n = len(tracks["event"])
     result = np.full(n, -999.0, np.float32)
-    eta = np.where(
-        tracks["trackEta_EMB2"] > MISSING_THRESHOLD, tracks["trackEta_EMB2"], tracks["trackEta_EME2"]
-    )
-    phi = np.where(
-        tracks["trackPhi_EMB2"] > MISSING_THRESHOLD, tracks["trackPhi_EMB2"], tracks["trackPhi_EME2"]
-    )
+    eta = np.where(tracks["trackEta_EMB2"] > MISSING_THRESHOLD, tracks["trackEta_EMB2"], tracks["trackEta_EME2"])
+    phi = np.where(tracks["trackPhi_EMB2"] > MISSING_THRESHOLD, tracks["trackPhi_EMB2"], tracks["trackPhi_EME2"])
     pt = tracks["trackPt"]
     used = (pt > PFLOW_PT_RANGE[0]) & (pt < PFLOW_PT_RANGE[1]) & (eta > MISSING_THRESHOLD)
     if not used.any() or len(clusters.event) == 0:
@@ -366,17 +360,13 @@ def simulate(
     check_writable(out_dir / "events" / "probe")
     geometry = cached_geometry(config.geometry)
     t0 = time.perf_counter()
-    geometry_path = write_cellgeo(
-        out_dir / "geometry.root", geometry.to_cellgeo_branches(), format=config.format
-    )
+    geometry_path = write_cellgeo(out_dir / "geometry.root", geometry.to_cellgeo_branches(), format=config.format)
     for stale in (out_dir / "events").glob("events_*.root"):  # a previous run with more chunks
         stale.unlink()
     tasks = [(config, k, str(out_dir / "events")) for k, _, _ in config.chunks()]
     stats = map_chunks(simulate_chunk, tasks, workers=workers, scheduler=scheduler, progress=progress,
                        desc=f"simulate {config.process}")  # fmt: skip
-    timing = {
-        key: float(sum(s["timing"][key] for s in stats)) for key in (stats[0]["timing"] if stats else {})
-    }
+    timing = {key: float(sum(s["timing"][key] for s in stats)) for key in (stats[0]["timing"] if stats else {})}
     return {
         "config": {**asdict(config), "gun": asdict(config.gun)},
         "geometry_file": str(geometry_path),

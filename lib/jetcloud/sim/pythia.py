@@ -221,9 +221,7 @@ def final_state(batch: ak.Array, event_offset: int = 0, truth: bool = True) -> P
     )
 
 
-def generate_gun(
-    config: GunConfig, n_events: int, rng: np.random.Generator, event_offset: int = 0
-) -> Particles:
+def generate_gun(config: GunConfig, n_events: int, rng: np.random.Generator, event_offset: int = 0) -> Particles:
     """Single particles (one per event) with a fixed or uniform energy / eta; pi0 decayed to two photons."""
     from particle import Particle
 
