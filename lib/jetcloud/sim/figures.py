@@ -98,7 +98,7 @@ def response_resolution(results: dict[str, dict], fits: dict[str, dict]) -> plt.
         curve = np.sqrt((fit["a"] / np.sqrt(grid)) ** 2 + fit["b"] ** 2 + (fit.get("c", 0.0) / grid) ** 2)
         curve = curve[grid <= 2 * float(np.max(res["energy"]))]
         ax_s.plot(grid[: len(curve)], curve, color=colour, lw=1,
-                  label=f"fit: {100 * fit['a']:.0f}%/\u221aE \u2295 {100 * fit['b']:.1f}%")  # fmt: skip
+                  label=rf"fit: {100 * fit['a']:.0f}%$/\sqrt{{E}} \oplus$ {100 * fit['b']:.1f}%")  # fmt: skip
     e_max = max(float(np.max(res["energy"])) for res in results.values())
     for ax in (ax_r, ax_s):
         ax.set_xscale("log")
