@@ -1,0 +1,113 @@
+"""Figures of the ingestion notebooks (01, 02): sample sizes, one sample in (eta, phi), label distributions.
+
+Inputs are track-centred samples (the parquet schema of :mod:`jetcloud.samples`) or the point-cloud arrays of
+:mod:`jetcloud.pointcloud`; every function returns a matplotlib figure for :func:`jetcloud.plots.save`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import awkward as ak
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.colors import LogNorm
+
+#: The original report version's hard-coded point count (jetpointnet-reference.md section 3).
+ORIGINAL_LENGTH = 859
+
+
+def _eta_phi(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return np.arcsinh(z / np.hypot(x, y)), np.arctan2(y, x)
+
+
+def length_distributions(lengths: Mapping[str, np.ndarray], chosen: int | None = None) -> plt.Figure:
+    """Histogram of sample lengths (points per sample) per split, with the chosen and the original length."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    top = max(int(max((v.max(initial=1) for v in lengths.values()), default=1)), ORIGINAL_LENGTH) + 1
+    bins = np.linspace(0, top, 60)
+    for name, values in lengths.items():
+        ax.hist(values, bins=bins, histtype="step", lw=1.5, density=True, label=f"{name} ({len(values)})")
+    if chosen is not None:
+        ax.axvline(chosen, color="black", ls="--", lw=1.2, label=f"chosen length {chosen}")
+    ax.axvline(ORIGINAL_LENGTH, color="gray", ls=":", lw=1.2, label=f"original, hard-coded {ORIGINAL_LENGTH}")
+    ax.set_xlabel("points per sample")
+    ax.set_ylabel("fraction of samples")
+    ax.legend(fontsize="small")
+    return fig
+
+
+def sample_display(sample: ak.Record | ak.Array) -> plt.Figure:
+    """One track-centred sample in (eta, phi): cells coloured by energy (left) and by label (right).
+
+    Crosses mark the focused track's layer intersections, circles those of the other tracks in the cone.
+    """
+    cells = sample["cells"]
+    eta, phi = ak.to_numpy(cells["eta"]), ak.to_numpy(cells["phi"])
+    ref_phi = float(sample["trackPhi"])
+    dphi = np.mod(phi - ref_phi + np.pi, 2 * np.pi) - np.pi
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), sharey=True)
+    energy = np.clip(ak.to_numpy(cells["E"]), 1e-3, None)
+    panels = (
+        (energy, "cell energy [GeV]", dict(cmap="viridis", norm=LogNorm(vmin=energy.min(), vmax=energy.max()))),
+        (ak.to_numpy(cells["frac_label"]), "fraction of truth energy from the focused particle",
+         dict(cmap="coolwarm", vmin=0, vmax=1)),
+    )  # fmt: skip
+    for ax, (values, label, style) in zip(axes, panels, strict=True):
+        sc = ax.scatter(eta, dphi, c=values, s=18, marker="s", **style)
+        fig.colorbar(sc, ax=ax, label=label)
+        for points, marker, colour, name in (
+            (sample["track_points"], "x", "red", "focused track"),
+            (sample["other_track_points"], "o", "black", "other tracks"),
+        ):
+            if len(points):
+                p_eta, p_phi = _eta_phi(*(ak.to_numpy(points[c]).astype(np.float64) for c in ("X", "Y", "Z")))
+                p_dphi = np.mod(p_phi - ref_phi + np.pi, 2 * np.pi) - np.pi
+                ax.scatter(p_eta, p_dphi, marker=marker, s=40, facecolors="none" if marker == "o" else colour,
+                           edgecolors=colour, label=name)  # fmt: skip
+        ax.set_xlabel(r"$\eta$")
+        ax.legend(fontsize="x-small", loc="lower left")
+    axes[0].set_ylabel(r"$\phi - \phi_\mathrm{track}$")
+    fig.suptitle(
+        f"event {int(sample['eventNumber'])}, track {int(sample['trackID'])}: "
+        f"pT = {float(sample['trackPt']):.1f} GeV, eta = {float(sample['trackEta']):.2f}, {len(cells)} cells",
+        fontsize="medium",
+    )
+    fig.tight_layout()
+    return fig
+
+
+def label_distributions(samples: ak.Array) -> plt.Figure:
+    """Per-cell fraction labels, and per-track focused truth energy against the track momentum scale."""
+    fig, (ax_f, ax_e) = plt.subplots(1, 2, figsize=(11, 4.2))
+    cells = samples["cells"]
+    frac = ak.to_numpy(ak.flatten(cells["frac_label"]))
+    truth = ak.to_numpy(ak.flatten(cells["truth_energy"]))
+    has_truth = truth > 0
+    ax_f.hist(frac[has_truth], bins=np.linspace(0, 1, 41), histtype="step", lw=1.5)
+    ax_f.set_yscale("log")
+    ax_f.set_xlabel("fraction label (cells with truth energy)")
+    ax_f.set_ylabel("cells")
+    pt = ak.to_numpy(samples["trackPt"])
+    focus = ak.to_numpy(samples["focus_truth_energy"])
+    total = ak.to_numpy(samples["total_associated_cell_energy"])
+    p = pt * np.cosh(ak.to_numpy(samples["trackEta"]))
+    ax_e.scatter(p, focus, s=4, alpha=0.5, label="focused particle's truth energy in the cone")
+    ax_e.scatter(p, total, s=4, alpha=0.5, label="all cell energy in the cone (EM scale)")
+    grid = np.geomspace(max(p.min(initial=0.5), 0.5), max(p.max(initial=1), 1), 50)
+    ax_e.plot(grid, grid, color="gray", lw=1, label="E = p")
+    ax_e.set_xscale("log")
+    ax_e.set_yscale("log")
+    ax_e.set_xlabel("track momentum p [GeV]")
+    ax_e.set_ylabel("energy [GeV]")
+    ax_e.legend(fontsize="x-small")
+    fig.tight_layout()
+    return fig
+
+
+def counts_table(rows: Mapping[str, Mapping[str, int]]) -> str:
+    """A markdown table: one row per split (or category), one column per count."""
+    columns = list(next(iter(rows.values())).keys()) if rows else []
+    lines = ["| | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    lines += [f"| {name} | " + " | ".join(str(v[c]) for c in columns) + " |" for name, v in rows.items()]
+    return "\n".join(lines)
