@@ -63,8 +63,8 @@ def sample_display(sample: ak.Record | ak.Array) -> plt.Figure:
             if len(points):
                 p_eta, p_phi = _eta_phi(*(ak.to_numpy(points[c]).astype(np.float64) for c in ("X", "Y", "Z")))
                 p_dphi = np.mod(p_phi - ref_phi + np.pi, 2 * np.pi) - np.pi
-                ax.scatter(p_eta, p_dphi, marker=marker, s=40, facecolors="none" if marker == "o" else colour,
-                           edgecolors=colour, label=name)  # fmt: skip
+                style = {"facecolors": "none", "edgecolors": colour} if marker == "o" else {"color": colour}
+                ax.scatter(p_eta, p_dphi, marker=marker, s=40, label=name, **style)
         ax.set_xlabel(r"$\eta$")
         ax.legend(fontsize="x-small", loc="lower left")
     axes[0].set_ylabel(r"$\phi - \phi_\mathrm{track}$")
@@ -100,7 +100,7 @@ def label_distributions(samples: ak.Array) -> plt.Figure:
     ax_e.set_yscale("log")
     ax_e.set_xlabel("track momentum p [GeV]")
     ax_e.set_ylabel("energy [GeV]")
-    ax_e.legend(fontsize="x-small")
+    ax_e.legend(fontsize="x-small", markerscale=4)
     fig.tight_layout()
     return fig
 
