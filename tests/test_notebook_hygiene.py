@@ -4,6 +4,7 @@
   only cells tagged ``keep_output`` keep outputs, and those have an execution count (else nbval errors);
 - exactly one ``parameters`` cell, no papermill ``injected-parameters`` cell, kernelspec ``python3``;
 - parameters typed, commented and literal (``name: type = value  # comment``), with ``profile`` and ``seed``;
+- at least one ``# NBVAL_CHECK_OUTPUT`` cell, each with a stored reference output (else nbval checks nothing);
 - an H1 title with Inputs and Outputs; the notebook records its metrics (``record_metrics(``) under its stem;
 - numbering 00, 01, ... contiguous; ``notebooks/params/<profile>/<stem>.yaml`` only for existing notebooks,
   only demo / full, and only keys that ``papermill.inspect_notebook`` finds.
@@ -28,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 TEMPLATE = NOTEBOOKS / "_template.ipynb"
 PARAMS = NOTEBOOKS / "params"
+CHECK = "# NBVAL_CHECK_OUTPUT"
 PARAM_PROFILES = ("demo", "full")  # smoke = the notebooks' own defaults, so no params file
 REQUIRED_PARAMETERS = ("profile", "seed")
 
@@ -103,6 +105,20 @@ def test_outputs_only_on_keep_output_cells(path: Path):
         assert cell.get("execution_count") is not None, (
             f"{path.name} cell {index} keeps outputs without an execution count: nbval fails with "
             f"'Unrun reference cell has outputs' (strip with --keep-count)"
+        )
+
+
+@numbered_only
+def test_check_cells_carry_reference_outputs(path: Path):
+    """A ``# NBVAL_CHECK_OUTPUT`` cell without stored output and count is skipped by nbval: it checks nothing."""
+    nb = _read(path)
+    checks = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.lstrip().startswith(CHECK)]
+    assert checks, f"{path.name} has no '{CHECK}' cell for nbval"
+    for index in checks:
+        cell = nb.cells[index]
+        assert cell.get("outputs") and cell.get("execution_count") is not None, (
+            f"{path.name} cell {index}: '{CHECK}' without a stored reference output; run the smoke profile and "
+            f"scripts/refresh_nbval_refs.py notebooks/{path.name}"
         )
 
 
