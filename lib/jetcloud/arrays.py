@@ -99,3 +99,20 @@ def group_sum(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndar
     """Sum ``values`` per unique key: returns ``(unique_keys, sums)``."""
     uniq, inverse = unique(keys, return_inverse=True)
     return uniq, np.bincount(inverse, weights=values, minlength=len(uniq))
+
+
+def fill_from_nearest_row(grid: np.ndarray, fallback: float) -> np.ndarray:
+    """Copy of a 2-D table with each NaN replaced by the nearest finite entry of its column (nearest row index).
+
+    Columns without any finite entry get ``fallback``. Used for binned templates (rows = pT or momentum bins,
+    columns = |eta| bins) whose sparsely populated bins are left NaN by the measurement.
+    """
+    grid = np.array(grid, dtype=np.float64)
+    rows = np.arange(grid.shape[0])
+    for j in range(grid.shape[1]):  # a loop over the few columns of a table only
+        good = np.flatnonzero(np.isfinite(grid[:, j]))
+        if len(good) == 0:
+            grid[:, j] = fallback
+        else:
+            grid[:, j] = grid[good[np.abs(rows[:, None] - good[None, :]).argmin(axis=1)], j]
+    return grid

@@ -83,7 +83,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from jetcloud.arrays import gather_ranges, sort_stable
+from jetcloud.arrays import fill_from_nearest_row, gather_ranges, sort_stable
 from jetcloud.geometry import LAYER_NAMES, MISSING_THRESHOLD, delta_phi, layer_intersections
 from jetcloud.io.atomic import atomic_path
 from jetcloud.io.mltree_schema import JETPOINTNET_BRANCHES
@@ -1155,14 +1155,7 @@ def adaptive_radius(pt: np.ndarray, eta: np.ndarray, table: Mapping[str, np.ndar
     ie = np.searchsorted(eta_edges, table["abseta_lo"])
     grid[ip, ie] = table["radius"]
     fallback = np.nanmedian(grid) if np.isfinite(grid).any() else ADAPTIVE_RADIUS_RANGE[1]
-    for j in range(n_eta):  # small table: fill empty bins from the nearest filled pT bin
-        col = grid[:, j]
-        good = np.flatnonzero(np.isfinite(col))
-        if len(good) == 0:
-            grid[:, j] = fallback
-        else:
-            nearest = good[np.abs(np.arange(n_pt)[:, None] - good[None, :]).argmin(axis=1)]
-            grid[:, j] = col[nearest]
+    grid = fill_from_nearest_row(grid, fallback)  # empty bins from the nearest filled pT bin
     lpt_c = 0.5 * (np.log(np.maximum(pt_edges[:-1], 1e-3)) + np.log(pt_edges[1:]))
     eta_c = 0.5 * (eta_edges[:-1] + eta_edges[1:])
     lpt = np.log(np.maximum(np.asarray(pt, np.float64), 1e-3))
