@@ -48,3 +48,16 @@ def rng():
     import numpy as np
 
     return np.random.default_rng(12345)
+
+
+@pytest.fixture(scope="session")
+def simulated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """12 simulated JZ1 events in two MLTree files: ``<dir>/geometry.root`` and ``<dir>/events/*.root``.
+
+    Built once per test session and shared by the sample and point-cloud tests (read it, never modify it).
+    """
+    from jetcloud.sim.pipeline import SimConfig, simulate
+
+    out = tmp_path_factory.mktemp("sim")
+    simulate(SimConfig(n_events=12, chunk_size=6, seed=5), out, workers=1, progress=False)
+    return out

@@ -316,15 +316,6 @@ def test_split_deterministic_and_fractions() -> None:
 # --------------------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def simulated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from jetcloud.sim.pipeline import SimConfig, simulate
-
-    out = tmp_path_factory.mktemp("sim")
-    simulate(SimConfig(n_events=12, chunk_size=6, seed=5), out, workers=1, progress=False)
-    return out
-
-
 def read_split(out: Path, name: str) -> ak.Array | None:
     files = sorted((out / name).glob("*.parquet"))
     return ak.concatenate([ak.from_parquet(f) for f in files]) if files else None
