@@ -1,0 +1,129 @@
+"""Benchmark: MLTree -> track-centred samples (notebook 01) -> point clouds (notebook 02), CPU and memory.
+
+    python benchmarks/ingest.py [--input 'data/raw/demo/atlas/events/*.root'] [--geometry .../geometry.root]
+                                [--scale 10] [--step-size 250]
+
+Runs the two ingestion stages on one worker (in a fresh process per measurement, so each peak RSS is that
+run's own) on (1) the input files and (2) one file holding the same events ``--scale`` times (event numbers
+offset), and prints CPU seconds per event and per track, the cost per (track x cell in its cone), events per
+second and the peak resident memory. Targets (issue 3): <= 4 ms CPU per event for small events (~4 tracks,
+~900 clustered cells; the original needs 1.2-2.3 s) for both stages together, cost growing with tracks x
+cells-in-cone, and peak memory <= 1 GB per worker whatever the file size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _measure(files: list[str], geometry: str, step_size: int) -> dict:
+    """One measurement in this process: both stages on one worker; returns figures and this process's peak RSS."""
+    from jetcloud import pointcloud, samples
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0, c0 = time.perf_counter(), time.process_time()
+        summary = samples.build_samples(files, geometry, Path(tmp) / "samples", step_size=step_size, workers=1,
+                                        progress=False, manifest=False)  # fmt: skip
+        c1 = time.process_time()
+        meta = pointcloud.build_atlas_point_clouds(Path(tmp) / "samples", Path(tmp) / "points", workers=1,
+                                             progress=False)  # fmt: skip
+        t2, c2 = time.perf_counter(), time.process_time()
+    rep = summary["report"]
+    return {
+        "events": summary["events"],
+        "tracks": rep["tracks"],
+        "sample_cells": rep["sample_cells"],
+        "cells": rep["cells"],
+        "samples_written": sum(v["written"] for v in meta["counts"].values()),
+        "cpu_samples_s": c1 - c0,
+        "cpu_points_s": c2 - c1,
+        "wall_s": t2 - t0,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def _scaled_file(files: list[str], scale: int, out: Path) -> Path:
+    """One MLTree file with the JetPointNet branches of ``files`` repeated ``scale`` times (streamed)."""
+    from jetcloud.io.mltree import iterate_events
+    from jetcloud.io.mltree_schema import JETPOINTNET_BRANCHES
+    from jetcloud.sim.writers import MLTreeWriter
+
+    offset = 0
+    with MLTreeWriter(out, branches=JETPOINTNET_BRANCHES) as writer:
+        for _ in range(scale):
+            top = offset
+            for chunk in iterate_events(files, JETPOINTNET_BRANCHES, 500):
+                events = {name: chunk[name] for name in JETPOINTNET_BRANCHES}
+                events["eventNumber"] = np.asarray(chunk["eventNumber"]) + offset
+                top = max(top, int(np.max(events["eventNumber"])) + 1)
+                writer.extend(events)
+            offset = top
+    return out
+
+
+def _run_child(files: list[str], geometry: str, step_size: int) -> dict:
+    cmd = [sys.executable, __file__, "--child", "--geometry", geometry, "--step-size", str(step_size), *files]
+    done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _print(label: str, r: dict) -> None:
+    cpu = r["cpu_samples_s"] + r["cpu_points_s"]
+    ev, tr = max(r["events"], 1), max(r["tracks"], 1)
+    print(
+        f"{label}: {r['events']} events, {r['tracks'] / ev:.1f} tracks and {r['cells'] / ev:.0f} clustered cells "
+        f"per event, {r['sample_cells'] / tr:.0f} cells per track cone"
+    )
+    print(
+        f"  CPU per event   : {1e3 * cpu / ev:7.2f} ms  (samples {1e3 * r['cpu_samples_s'] / ev:.2f} ms, "
+        f"point clouds {1e3 * r['cpu_points_s'] / ev:.2f} ms)"
+    )
+    print(
+        f"  CPU per track   : {1e3 * cpu / tr:7.3f} ms;  per (track x cone cell): "
+        f"{1e9 * cpu / max(r['sample_cells'], 1):.0f} ns"
+    )
+    print(f"  events / second : {ev / r['wall_s']:7.0f}  (1 worker, wall {r['wall_s']:.1f} s)")
+    print(f"  peak RSS        : {r['peak_rss_mb']:7.0f} MB  (the whole process, imports included)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("files", nargs="*", help=argparse.SUPPRESS)
+    parser.add_argument("--input", default="data/raw/demo/atlas/events/events_*.root", help="MLTree files (glob)")
+    parser.add_argument("--geometry", default="", help="CellGeo file (default: geometry.root beside the events)")
+    parser.add_argument("--scale", type=int, default=10, help="size of the large file in units of the input")
+    parser.add_argument("--step-size", type=int, default=250, help="events per chunk")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.child:
+        print(json.dumps(_measure(args.files, args.geometry, args.step_size)))
+        return 0
+    files = sorted(glob.glob(args.input))
+    if not files:
+        print(f"no input files match {args.input!r}: run notebook 00 first (./run_all.sh --only 00)", file=sys.stderr)
+        return 2
+    geometry = args.geometry or str(Path(files[0]).parent.parent / "geometry.root")
+    _print(f"input ({len(files)} file(s))", _run_child(files, geometry, args.step_size))
+    if args.scale > 1:
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            big = _scaled_file(files, args.scale, Path(tmp) / "scaled.root")
+            size_mb = big.stat().st_size / 2**20
+            print(f"\n{args.scale}x file written in {time.perf_counter() - t0:.0f} s ({size_mb:.0f} MB)")
+            _print(f"{args.scale}x input (1 file)", _run_child([str(big)], geometry, args.step_size))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
