@@ -430,3 +430,14 @@ def test_copy_of_file_gives_same_samples(simulated: Path, tmp_path: Path) -> Non
     a = build_samples([good], simulated / "geometry.root", tmp_path / "a", workers=1, progress=False)
     b = build_samples([copy], simulated / "geometry.root", tmp_path / "b", workers=1, progress=False)
     assert a["samples"] == b["samples"]
+
+
+def test_fastcalosim_geometry_file() -> None:
+    """A FastCaloSim geometry dump (real ATLAS cell IDs) works as the geometry of the samples."""
+    from jetcloud import paths
+
+    real = paths.atlas_geometry_file()
+    if real is None:
+        pytest.skip("../shared/data/atlas-geometry is not available")
+    table = CellTable.from_geometry(real)
+    assert len(table) == 187_652 and np.all(np.diff(table.ids.astype(np.int64)) > 0)

@@ -225,9 +225,22 @@ def _file_key(path: str | os.PathLike) -> tuple[str, int, int]:
 
 @functools.lru_cache(maxsize=4)
 def _cell_table_from_file(path: str, _mtime: int, _size: int) -> CellTable:
-    """Read the 5 needed ``CellGeo`` branches once per process (cached on path, mtime and size)."""
-    from jetcloud.io.mltree import read_cellgeo
+    """Read the 5 needed ``CellGeo`` branches once per process (cached on path, mtime and size).
 
+    A file without a ``CellGeo`` tree is read as a FastCaloSim geometry dump (real ATLAS cell IDs and positions,
+    as in ``../shared/data/atlas-geometry``) through :func:`jetcloud.sim.geometry.load_geometry`.
+    """
+    import uproot
+
+    from jetcloud.io.mltree import read_cellgeo
+    from jetcloud.io.mltree_schema import CELLGEO_TREE
+
+    with uproot.open(path) as f:
+        has_cellgeo = CELLGEO_TREE in {k.split(";")[0] for k in f.keys(recursive=False)}
+    if not has_cellgeo:
+        from jetcloud.sim.geometry import load_geometry
+
+        return CellTable.from_geometry(load_geometry(path))
     cols = read_cellgeo(path, _CELLGEO_COLUMNS)
     return CellTable.from_columns(*(cols[c] for c in _CELLGEO_COLUMNS), source=Path(path).name)
 
