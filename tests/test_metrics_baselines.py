@@ -114,3 +114,68 @@ def test_templates_and_prediction(tmp_path) -> None:
         baselines.EoverPTemplates.load(tmp_path / "bad.json")
     with pytest.raises(ValueError, match="no template bin"):
         baselines.measure_templates(energy[:3], frac[:3], focus[:3], is_cell[:3], p[:3], eta[:3], min_tracks=10)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# per-track evaluation of cell predictions
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _arrays() -> dict[str, np.ndarray]:
+    # two samples, L = 4, MeV: rows x, y, z, distance, energy, type
+    feats = np.zeros((2, 4, 6), np.float32)
+    feats[:, :, 0] = 1500.0  # x: all points at phi = 0, eta = 0
+    feats[0, :, 4] = [5000.0, 3000.0, 1000.0, 0.0]
+    feats[0, :, 5] = [1, 0, 0, -1]
+    feats[1, :, 4] = [2000.0, 4000.0, 0.0, 0.0]
+    feats[1, :, 5] = [1, 0, -1, -1]
+    focus = np.array([[-1, 3000.0, 0.0, -1], [-1, 50.0, -1, -1]], np.float32)  # sample 1: 0.05 GeV, excluded
+    return {
+        "feats": feats,
+        "focus_labels": focus,
+        "frac_labels": np.array([[-1, 1.0, 0.0, -1], [-1, 0.5, -1, -1]], np.float32),
+        "tot_truth_e": np.array([[-1, 3000.0, 800.0, -1], [-1, 100.0, -1, -1]], np.float32),
+        "track_pt": np.array([5000.0, 2000.0], np.float32),
+        "track_eta": np.array([0.0, 0.0], np.float32),
+        "eventNumber": np.array([1, 2]),
+        "trackID": np.array([0, 0]),
+    }
+
+
+def test_track_table_and_summary() -> None:
+    from jetcloud import energy_eval
+
+    arrays = _arrays()
+    pred = np.array([[99.0, 2700.0, 300.0, 99.0], [99.0, 100.0, 99.0, 99.0]])  # masked points ignored
+    tab = energy_eval.track_table(pred, arrays, 1000.0)
+    np.testing.assert_allclose(tab["e_pred"], [3.0, 0.1])
+    np.testing.assert_allclose(tab["e_true"], [3.0, 0.05])
+    assert tab["response"][0] == pytest.approx(1.0) and np.isnan(tab["response"][1])  # below MIN_TRUE_GEV
+    np.testing.assert_allclose(tab["pt"], [5.0, 2.0])
+    s = energy_eval.method_summary(pred, arrays, 1000.0)
+    assert s["tracks"] == 1 and s["median_response"] == pytest.approx(1.0)
+    assert s["cell_mae_gev"] == pytest.approx((0.3 + 0.3 + 0.05) / 3)
+    # sample 0: cell 1 predicted fraction 0.9 (true 1), cell 2 0.3 (true 0): all right -> 1; sample 1: 0.025 vs
+    # 0.5 (class 0 vs 0) -> right -> 1
+    assert s["energy_weighted_accuracy"] == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ValueError, match="shape"):
+        energy_eval.track_table(pred[:, :3], arrays, 1000.0)
+
+
+def test_evaluation_figures() -> None:
+    import matplotlib.pyplot as plt
+
+    from jetcloud import energy_eval
+    from jetcloud.pointcloud import ATLAS_FEATURES
+
+    arrays = _arrays()
+    pred = np.where(arrays["focus_labels"] != -1, arrays["focus_labels"] * 1.1, 0)
+    tables = {"a": energy_eval.track_table(pred, arrays, 1000.0)}
+    for fig in (
+        energy_eval.response_distributions(tables),
+        energy_eval.binned_response_figure(tables, min_entries=1)[0],
+        energy_eval.percentage_error_figure(tables),
+        energy_eval.event_display(arrays, 0, {"a": pred}, ATLAS_FEATURES),
+    ):
+        assert len(fig.axes) >= 1
+        plt.close(fig)
