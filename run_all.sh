@@ -12,7 +12,9 @@ usage: ./run_all.sh [--profile smoke|demo|full] [--only NN [NN ...]] [--from NN]
 
 Bootstraps .venv when needed (see scripts/bootstrap.sh), then executes notebooks/NN_*.ipynb in order
 with papermill (kernel 'jetcloud', cwd notebooks/, -p profile <profile>, plus
--f notebooks/params/<profile>/<stem>.yaml when that file exists).
+-f notebooks/params/<profile>/<stem>.yaml when that file exists). A params file with several YAML
+documents (separated by ---) runs the notebook once per document, e.g. once per model; the executed
+copies and logs are then named <stem>@<model>.
 
   --profile P    smoke (the notebooks' own defaults, minutes), demo (default, ~30 min), full (hours, GPU)
   --only NN ...  run only these notebook numbers, e.g. --only 00 02
@@ -92,22 +94,38 @@ figures_root="${JETCLOUD_FIGURES:-figures}"
 executed_dir="$build_root/$profile/executed"
 logs_dir="$build_root/$profile/logs"
 
-papermill_cmd() {  # papermill_cmd NOTEBOOK OUTPUT -> fills the array `cmd`
-    local nb="$1" out="$2" stem params
+runs_of() {  # runs_of NOTEBOOK -> fills `run_labels` and `run_params` (one entry per run of the notebook)
+    # notebooks/params/<profile>/<stem>.yaml holds one YAML document (one run) or several separated by
+    # `---` (one run each, e.g. one per model; scripts/split_params.py); no file: one run on the defaults.
+    local nb="$1" stem params listing label file
     stem="$(basename "$nb" .ipynb)"
     params="notebooks/params/$profile/$stem.yaml"
+    run_labels=(); run_params=()
+    if [[ ! -f "$params" ]]; then run_labels=(""); run_params=(""); return 0; fi
+    listing="$("${PY:-python3}" scripts/split_params.py "$params" "$build_root/$profile/params")" \
+        || { echo "run_all.sh: cannot read $params" >&2; exit 1; }
+    while IFS='|' read -r label file; do run_labels+=("$label"); run_params+=("$file"); done <<<"$listing"
+}
+
+papermill_cmd() {  # papermill_cmd NOTEBOOK OUTPUT PARAMS_FILE -> fills the array `cmd`
+    local nb="$1" out="$2" params="$3"
     cmd=(python -m papermill "$nb" "$out" -k jetcloud --cwd notebooks --log-output --no-progress-bar
         -p profile "$profile")
-    [[ -f "$params" ]] && cmd+=(-f "$params")
+    [[ -n "$params" ]] && cmd+=(-f "$params")
     [[ -n "${JETCLOUD_CELL_TIMEOUT:-}" ]] && cmd+=(--execution-timeout "$JETCLOUD_CELL_TIMEOUT")
     return 0
 }
 
 if ((dry_run)); then
     ((${#selected[@]})) || echo "run_all.sh: no numbered notebooks selected in notebooks/"
+    [[ -x .venv/bin/python ]] && PY=.venv/bin/python
     for nb in ${selected[@]+"${selected[@]}"}; do
-        papermill_cmd "$nb" "$executed_dir/$(basename "$nb")"
-        printf '%q ' "${cmd[@]}"; echo
+        runs_of "$nb"
+        for i in "${!run_labels[@]}"; do
+            label="${run_labels[$i]}"
+            papermill_cmd "$nb" "$executed_dir/$(basename "$nb" .ipynb)${label:+@$label}.ipynb" "${run_params[$i]}"
+            printf '%q ' "${cmd[@]}"; echo
+        done
     done
     exit 0
 fi
@@ -160,33 +178,39 @@ mkdir -p "$executed_dir" "$logs_dir"
 echo "run_all.sh: profile $profile, ${#selected[@]} notebook(s): ${selected[*]}"
 failed=""
 for nb in "${selected[@]}"; do
-    stem="$(basename "$nb" .ipynb)"
-    out="$executed_dir/$stem.ipynb"
-    log="$logs_dir/$stem.log"
-    papermill_cmd "$nb" "$out"
-    echo
-    echo "==> $nb -> $out"
-    printf '    %q' "${cmd[@]}"; echo
-    rm -f "$out"
-    start="$(date +%s)"
-    if "${cmd[@]}" 2>&1 | tee "$log"; then status=ok; else status=FAILED; fi
-    names+=("$stem"); secs+=("$(($(date +%s) - start))"); states+=("$status")
-    if [[ "$status" != ok ]]; then failed="$nb"; break; fi
+    runs_of "$nb"
+    for i in "${!run_labels[@]}"; do
+        label="${run_labels[$i]}"
+        stem="$(basename "$nb" .ipynb)${label:+@$label}"  # one executed copy and log per run
+        out="$executed_dir/$stem.ipynb"
+        log="$logs_dir/$stem.log"
+        papermill_cmd "$nb" "$out" "${run_params[$i]}"
+        echo
+        echo "==> $nb${label:+ (run $label)} -> $out"
+        printf '    %q' "${cmd[@]}"; echo
+        rm -f "$out"
+        start="$(date +%s)"
+        if "${cmd[@]}" 2>&1 | tee "$log"; then status=ok; else status=FAILED; fi
+        names+=("$stem"); secs+=("$(($(date +%s) - start))"); states+=("$status")
+        if [[ "$status" != ok ]]; then failed="$stem"; break 2; fi
+    done
 done
 
 if [[ -n "$failed" ]]; then
     for nb in "${selected[@]}"; do
         stem="$(basename "$nb" .ipynb)"
-        [[ " ${names[*]} " == *" $stem "* ]] || { names+=("$stem"); secs+=("-"); states+=("not run"); }
+        [[ " ${names[*]} " == *" $stem"[@\ ]* ]] || { names+=("$stem"); secs+=("-"); states+=("not run"); }
     done
-    stem="$(basename "$failed" .ipynb)"
+    stem="$failed"
     err="$(cell_error "$executed_dir/$stem.ipynb")"
     if [[ -z "$err" ]]; then  # no executed copy (e.g. kernel failed to start): last error line of the log
         err="$(grep -E 'Error|Exception' "$logs_dir/$stem.log" | tail -n 1 || true)"
     fi
     print_table
     echo
-    echo "FAILED: $failed"
+    failed_nb="notebooks/${failed%%@*}.ipynb"
+    [[ "$failed" == *@* ]] && failed_nb+=" (run ${failed#*@})"
+    echo "FAILED: $failed_nb"
     echo "  error:         ${err:-unknown (see the log)}"
     echo "  executed copy: $executed_dir/$stem.ipynb"
     echo "  log:           $logs_dir/$stem.log"

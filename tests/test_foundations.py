@@ -311,3 +311,28 @@ def test_plots_save_rejects_names_with_suffix_or_directory():
         with pytest.raises(ValueError):
             plots.save(fig, bad, "smoke", close=False)
     plt.close(fig)
+
+
+def test_split_params_one_file_per_run(tmp_path: Path) -> None:
+    """A multi-document params file gives one papermill parameter file per run (run_all.sh runs each)."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "split_params.py"
+    single = tmp_path / "05_x.yaml"
+    single.write_text("n: 3\n")
+    multi = tmp_path / "07_train.yaml"
+    multi.write_text("model: mlp\nepochs: 2\n---\nmodel: resnet_pc_256_s\nepochs: 3\n---\nepochs: 4\n")
+
+    def run(path: Path) -> list[list[str]]:
+        out = subprocess.run([sys.executable, str(script), str(path), str(tmp_path / "runs")], check=True,
+                             capture_output=True, text=True).stdout  # fmt: skip
+        return [line.split("|") for line in out.splitlines()]
+
+    assert run(single) == [["", str(single)]]
+    rows = run(multi)
+    assert [label for label, _ in rows] == ["mlp", "resnet_pc_256_s", "2"]
+    assert [yaml.safe_load(Path(p).read_text())["epochs"] for _, p in rows] == [2, 3, 4]
+    assert Path(rows[0][1]).name == "07_train@mlp.yaml"

@@ -220,15 +220,17 @@ def test_params_file_matches_notebook(params_file: Path):
     )
     notebook = NOTEBOOKS / f"{params_file.stem}.ipynb"
     assert notebook.exists(), f"{params_file.relative_to(ROOT)} has no notebook notebooks/{notebook.name}"
-    values = yaml.safe_load(params_file.read_text()) or {}
-    assert isinstance(values, dict), f"{params_file.relative_to(ROOT)} must be a mapping of parameter: value"
-    assert "profile" not in values, f"{params_file.relative_to(ROOT)}: run_all.sh sets profile itself (-p)"
     known = set(papermill.inspect_notebook(str(notebook)))
-    unknown = sorted(set(values) - known)
-    assert not unknown, (
-        f"{params_file.relative_to(ROOT)}: {unknown} are not parameters of {notebook.name} "
-        f"(papermill would only warn); known: {sorted(known)}"
-    )
+    documents = [d for d in yaml.safe_load_all(params_file.read_text()) if d is not None] or [{}]
+    for index, values in enumerate(documents):  # several documents: one run each (scripts/split_params.py)
+        where = f"{params_file.relative_to(ROOT)} (document {index})"
+        assert isinstance(values, dict), f"{where} must be a mapping of parameter: value"
+        assert "profile" not in values, f"{where}: run_all.sh sets profile itself (-p)"
+        unknown = sorted(set(values) - known)
+        assert not unknown, (
+            f"{where}: {unknown} are not parameters of {notebook.name} (papermill would only warn); "
+            f"known: {sorted(known)}"
+        )
 
 
 @notebooks_and_template
