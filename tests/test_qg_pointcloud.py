@@ -1,0 +1,62 @@
+"""Image -> point cloud -> top-K conversion of the quark/gluon images (hand-built images with known answers)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from jetcloud import qg_pointcloud as qp
+
+
+def _images() -> np.ndarray:
+    img = np.zeros((2, 125, 125, 3), np.float32)
+    img[0, 3, 7] = [1.0, 0.0, 0.0]  # row 3, col 7: track only
+    img[0, 3, 2] = [0.0, 2.0, 0.0]  # same row, smaller column: comes first (row-major)
+    img[0, 0, 124] = [0.0, 0.0, 0.5]
+    img[0, 10, 10] = [0.0, 0.0, 1e-4]  # tiny positive values are hits (no threshold, as in e2e_sparse)
+    img[1, 62, 60:65] = [0.0, 0.0, 0.2]  # one HCAL tower row: five tied pixels
+    img[1, 62, 62, 1] = 3.0
+    return img
+
+
+def test_points_in_row_major_order_with_padding() -> None:
+    img = _images()
+    assert qp.hit_counts(img).tolist() == [4, 5]
+    points, n = qp.images_to_points(img, max_hit=6)
+    assert points.shape == (2, 6, 5) and points.dtype == np.float32 and n.tolist() == [4, 5]
+    expected = np.array([[0, 0, 0.5, 124, 0], [0, 2, 0, 2, 3], [1, 0, 0, 7, 3], [0, 0, 1e-4, 10, 10]], np.float32)
+    np.testing.assert_array_equal(points[0, :4], expected)
+    assert np.all(points[0, 4:] == 0) and np.all(points[1, 5:] == 0)
+    assert qp.channel_hit_counts(img).tolist() == [[1, 1, 2], [0, 1, 5]]
+    with pytest.raises(ValueError, match=r"test_jet: image 1 has 5 hits, more than max_hit = 4"):
+        qp.images_to_points(img, max_hit=4, where="test_jet")
+    with pytest.raises(ValueError, match="shape"):
+        qp.images_to_points(img[:, :124], max_hit=6)
+    with pytest.raises(ValueError, match="floating"):
+        qp.check_images(img.astype(np.int32))
+
+
+def test_trim_ascending_padding_first_and_stable_ties() -> None:
+    points, _ = qp.images_to_points(_images(), max_hit=6)
+    top = qp.trim_top_k(points, 3)
+    # jet 0: costs 0.25 (col 124), 4 (col 2), 1 (col 7), 1e-8 -> keep 0.25, 1, 4 in ascending order
+    np.testing.assert_array_equal(top[0, :, 3], [124, 7, 2])
+    # jet 1: tower pixels cost 0.04 except col 62 (9.04); stable sort keeps the largest row-major indices
+    np.testing.assert_array_equal(top[1, :, 3], [63, 64, 62])
+    # fewer hits than K: the zero padding rows come first
+    six = qp.trim_top_k(points, 6)
+    assert np.all(six[0, :2] == 0) and six[0, -1, 3] == 2
+    desc = qp.trim_top_k(points, 6, descending=True)
+    assert desc[0, 0, 3] == 2 and np.all(desc[0, -2:] == 0)
+    with pytest.raises(ValueError, match="K = 7"):
+        qp.trim_top_k(points, 7)
+    with pytest.raises(ValueError, match=r"K = \[800\] larger than max_hit = 6"):
+        qp.check_ks([3, 800], 6)
+
+
+def test_reconstruction_round_trip() -> None:
+    img = _images()
+    points, _ = qp.images_to_points(img, max_hit=8)
+    np.testing.assert_array_equal(qp.points_to_images(points), img)
+    trimmed = qp.points_to_images(qp.trim_top_k(points, 2))
+    assert np.count_nonzero(trimmed[0].any(axis=-1)) == 2 and trimmed[0, 3, 2, 1] == 2.0
