@@ -60,3 +60,73 @@ def test_reconstruction_round_trip() -> None:
     np.testing.assert_array_equal(qp.points_to_images(points), img)
     trimmed = qp.points_to_images(qp.trim_top_k(points, 2))
     assert np.count_nonzero(trimmed[0].any(axis=-1)) == 2 and trimmed[0, 3, 2, 1] == 2.0
+
+
+# --------------------------------------------------------------------------------------------------------------
+# files
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _e2e_file(path, n_train: int = 20, n_test: int = 7, seed: int = 3):
+    from jetcloud.io.e2e import E2EWriter
+
+    rng = np.random.default_rng(seed)
+
+    def block(n: int) -> tuple[np.ndarray, np.ndarray]:
+        img = np.zeros((n, 125, 125, 3), np.float32)
+        hits = rng.random((n, 125, 125, 3)) < np.array([0.004, 0.01, 0.02])
+        img[hits] = rng.exponential(1.0, hits.sum()).astype(np.float32)
+        meta = np.stack([rng.uniform(70, 200, n), rng.uniform(5, 40, n), rng.integers(0, 2, n)], 1)
+        return img, meta.astype(np.float32)
+
+    with E2EWriter(path, n_train=n_train, n_test=n_test) as w:
+        for split, n in (("train", n_train), ("test", n_test)):
+            img, meta = block(n)
+            w.append(split, img, meta)
+    return path
+
+
+def test_convert_e2e_layout_and_worker_independence(tmp_path) -> None:
+    import h5py
+
+    src = _e2e_file(tmp_path / "qg.h5")
+    out = qp.convert_e2e(src, tmp_path / "one", ks=(50, 100), chunk_size=6, workers=1, progress=False)
+    from jetcloud.io.e2e import read_e2e
+
+    train_img, train_meta = read_e2e(src, "train")
+    assert out["max_hit"] == qp.hit_counts(train_img).max() and out["jets"] == {"train": 20, "test": 7}
+    x, y = qp.read_qg(tmp_path / "one" / "QG100.h5", "train")
+    assert x.shape == (20, 100, 5) and x.dtype == np.float32
+    np.testing.assert_array_equal(y, train_meta[:, 2])  # labels of the training jets from train_meta
+    points, _ = qp.images_to_points(train_img, out["max_hit"])
+    np.testing.assert_array_equal(x, qp.trim_top_k(points, 100))
+    with h5py.File(tmp_path / "one" / qp.POINTS_NAME) as f:
+        assert set(f["test_dataset"]) == {"X", "Y", "n_hits", "pt", "m0"}
+        assert f["train_dataset/X"].shape == (20, out["max_hit"], 5)
+    with h5py.File(tmp_path / "one" / "QG50.h5") as f:
+        assert set(f) == {"train_dataset", "test_dataset"} and set(f["test_dataset"]) == {"X", "Y"}
+    qp.convert_e2e(src, tmp_path / "two", ks=(50, 100), chunk_size=6, workers=2, progress=False, manifest=False)
+    for name in ("QG50.h5", "QG100.h5"):
+        for split in ("train", "test"):
+            a, b = qp.read_qg(tmp_path / "one" / name, split), qp.read_qg(tmp_path / "two" / name, split)
+            np.testing.assert_array_equal(a[0], b[0])
+            np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_convert_e2e_bad_input_leaves_nothing(tmp_path) -> None:
+    import h5py
+
+    src = _e2e_file(tmp_path / "qg.h5", n_train=4, n_test=2)
+    with pytest.raises(ValueError, match="K = \\[100000\\]"):
+        qp.convert_e2e(src, tmp_path / "out", ks=(100000,), workers=1, progress=False)
+    assert not (tmp_path / "out").exists()
+    broken = tmp_path / "broken.h5"
+    with h5py.File(broken, "w") as f:
+        f["train_jet"] = np.zeros((2, 125, 125, 3), np.float32)
+    with pytest.raises(ValueError, match=r"broken\.h5: missing keys"):
+        qp.convert_e2e(broken, tmp_path / "out", workers=1, progress=False)
+    with pytest.raises(ValueError, match="unknown compression"):
+        qp.convert_e2e(src, tmp_path / "out", workers=1, progress=False, compression="zstd")
+    with pytest.raises(FileNotFoundError, match="QG7.h5"):
+        qp.read_qg(tmp_path / "QG7.h5")
+    assert not (tmp_path / "out").exists()
