@@ -336,3 +336,10 @@ def test_split_params_one_file_per_run(tmp_path: Path) -> None:
     assert [label for label, _ in rows] == ["mlp", "resnet_pc_256_s", "2"]
     assert [yaml.safe_load(Path(p).read_text())["epochs"] for _, p in rows] == [2, 3, 4]
     assert Path(rows[0][1]).name == "07_train@mlp.yaml"
+
+
+def test_nan_to_none_makes_metrics_recordable() -> None:
+    from jetcloud import nbtools
+
+    value = {"a": np.array([1.0, np.nan]), "b": [np.inf, 2], "c": np.float32(0.5), "d": True, "e": "x"}
+    assert nbtools.nan_to_none(value) == {"a": [1.0, None], "b": [None, 2], "c": 0.5, "d": True, "e": "x"}

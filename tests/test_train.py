@@ -321,3 +321,14 @@ def test_ddp_matches_single_process(tmp_path: Path) -> None:
     for a, b in zip(ddp_rows[1:], single_rows[1:], strict=True):  # train and val losses agree too
         assert np.allclose([float(v) for v in a.split(",")[1:4]], [float(v) for v in b.split(",")[1:4]], rtol=1e-5)
     assert sorted(p.name for p in (tmp_path / "ddp").iterdir()) == ["best.pt", "history.csv", "last.pt"]
+
+
+def test_loss_scale_multiplies_valid_points_only() -> None:
+    import torch
+
+    from jetcloud.train import MaskedLoss
+
+    pred = torch.tensor([[1000.0, 5.0, 3000.0]])
+    target = torch.tensor([[2000.0, -1.0, 1000.0]])
+    assert MaskedLoss("mse", scale=1e-3)(pred, target).item() == pytest.approx((1 + 4) / 2)
+    assert MaskedLoss("mae")(pred, target).item() == pytest.approx(1500.0)

@@ -34,7 +34,7 @@ def median_and_sigma68(values: np.ndarray, *, relative: bool = False) -> tuple[f
         return float("nan"), float("nan")
     q16, q50, q84 = np.quantile(v, [0.15865525393145707, 0.5, 0.8413447460685429])
     width = 0.5 * (q84 - q16)
-    return float(q50), float(width / q50 if relative and q50 != 0 else width)
+    return float(q50), float(width / abs(q50) if relative and q50 != 0 else width)
 
 
 def binned_response(

@@ -171,6 +171,23 @@ def _clean_value(value: Any, where: str) -> Any:
     )
 
 
+def nan_to_none(value: Any) -> Any:
+    """``value`` with arrays turned into lists and NaN / infinite floats into None (JSON null), recursively.
+
+    :func:`record_metrics` refuses non-finite numbers on purpose; use this where "not measured" is a legitimate
+    value (an empty bin of a binned resolution, say).
+    """
+    if isinstance(value, np.ndarray):
+        return nan_to_none(value.tolist())
+    if isinstance(value, Mapping):
+        return {k: nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [nan_to_none(v) for v in value]
+    if isinstance(value, (Real, np.floating)) and not isinstance(value, (Integral, np.integer, bool, np.bool_)):
+        return float(value) if math.isfinite(float(value)) else None
+    return value
+
+
 # ---- cleaning -------------------------------------------------------------------------------------------
 def clean_outputs(profile: str, notebook: str, figure_globs: Iterable[str] = ()) -> list[Path]:
     """Delete a notebook's stale outputs before it runs: its metrics JSON and matching figures.

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.offsetbox import AnchoredOffsetbox, HPacker, TextArea
 
 from jetcloud import paths
@@ -121,3 +122,27 @@ def save(
             plt.close(fig)
     log.info("saved figure %s (%s)", targets[0].with_suffix(""), ", ".join(formats))
     return targets
+
+
+def learning_curves(histories: Mapping[str, Sequence[Mapping[str, float]]]) -> matplotlib.figure.Figure:
+    """Training and validation loss (left, log) and learning rate (right) per epoch, one colour per run.
+
+    ``histories`` maps a run name to the rows of its ``history.csv`` (:attr:`jetcloud.train.FitResult.history`).
+    """
+    fig, (ax_loss, ax_lr) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for i, (name, rows) in enumerate(histories.items()):
+        colour = f"C{i}"
+        epoch = [r["epoch"] for r in rows]
+        ax_loss.plot(epoch, [r["train_loss"] for r in rows], "o-", color=colour, label=f"{name} train")
+        if any(np.isfinite(r.get("val_loss", np.nan)) for r in rows):
+            ax_loss.plot(epoch, [r.get("val_loss", np.nan) for r in rows], "s--", color=colour, label=f"{name} val")
+        ax_lr.plot(epoch, [r["lr"] for r in rows], "o-", color=colour, label=name)
+    ax_loss.set_yscale("log")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("loss")
+    ax_loss.legend(fontsize="x-small")
+    ax_lr.set_xlabel("epoch")
+    ax_lr.set_ylabel("learning rate")
+    ax_lr.set_yscale("log")
+    fig.tight_layout()
+    return fig

@@ -62,9 +62,12 @@ def masked_loss(
     original_normalisation: bool = False,
     from_logits: bool = True,
     huber_delta: float = 1.0,
+    scale: float = 1.0,
 ) -> Tensor:
     """Masked point-wise loss of ``pred`` against ``target`` (same shape, e.g. ``[B, L]``), a scalar tensor.
 
+    ``scale`` multiplies predictions and targets of the valid points before the point-wise loss (e.g. 1e-3 to
+    train on MeV labels with a GeV-scale loss, so that it adds sensibly to regularisers and gradient clipping).
     ``kind`` is one of :data:`LOSS_KINDS`. For ``"bce"`` the target must be in [0, 1] on valid points and
     ``pred`` is a logit (``from_logits=True``) or a probability. Masked points never contribute, not even a NaN
     or an infinity in ``pred`` there. See the module docstring for the normalisation.
@@ -72,8 +75,8 @@ def masked_loss(
     if pred.shape != target.shape:
         raise ValueError(f"prediction shape {tuple(pred.shape)} differs from target shape {tuple(target.shape)}")
     mask = valid_mask(target, mask_value)
-    safe_target = torch.where(mask, target, torch.zeros_like(target))
-    safe_pred = torch.where(mask, pred, torch.zeros_like(pred))
+    safe_target = torch.where(mask, target, torch.zeros_like(target)) * scale
+    safe_pred = torch.where(mask, pred, torch.zeros_like(pred)) * scale
     point = _pointwise(kind, safe_pred, safe_target, from_logits=from_logits, huber_delta=huber_delta)
     point = torch.where(mask, point, torch.zeros_like(point))
     if weight is not None:
@@ -123,6 +126,7 @@ class MaskedLoss(nn.Module):
         original_normalisation: bool = False,
         from_logits: bool = True,
         huber_delta: float = 1.0,
+        scale: float = 1.0,
     ) -> None:
         super().__init__()
         if kind not in LOSS_KINDS:
@@ -132,13 +136,14 @@ class MaskedLoss(nn.Module):
         self.original_normalisation = bool(original_normalisation)
         self.from_logits = bool(from_logits)
         self.huber_delta = float(huber_delta)
+        self.scale = float(scale)
 
     def forward(self, pred: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
         """The masked loss (scalar)."""
         return masked_loss(
             pred, target, self.kind, weight=weight, mask_value=self.mask_value,
             original_normalisation=self.original_normalisation, from_logits=self.from_logits,
-            huber_delta=self.huber_delta,
+            huber_delta=self.huber_delta, scale=self.scale,
         )  # fmt: skip
 
     def extra_repr(self) -> str:
