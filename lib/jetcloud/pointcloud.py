@@ -71,9 +71,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import struct
 import time
-import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +79,8 @@ from typing import Any
 
 import awkward as ak
 import numpy as np
+
+from jetcloud.io.npz import npz_memmap
 
 __all__ = [
     "MASK_VALUE",
@@ -656,34 +656,6 @@ def point_cloud_files(out_dir: str | os.PathLike, split: str) -> list[Path]:
     return [Path(out_dir) / name for name in meta["files"][split]]
 
 
-def _npz_member_memmap(path: Path, member: str) -> np.ndarray | None:
-    """A read-only memory map of an uncompressed npz member, or None when it cannot be mapped."""
-    with zipfile.ZipFile(path) as zf:
-        info = zf.getinfo(member)
-        if info.compress_type != zipfile.ZIP_STORED:
-            return None
-    with open(path, "rb") as handle:
-        handle.seek(info.header_offset)
-        header = handle.read(30)
-        if header[:4] != b"PK\x03\x04":
-            return None
-        name_len, extra_len = struct.unpack("<HH", header[26:30])
-        handle.seek(info.header_offset + 30 + name_len + extra_len)
-        version = np.lib.format.read_magic(handle)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
-        else:
-            return None
-        if dtype.hasobject:
-            return None
-        offset = handle.tell()
-    if int(np.prod(shape)) == 0:
-        return np.zeros(shape, dtype)
-    return np.memmap(path, dtype=dtype, mode="r", shape=shape, offset=offset, order="F" if fortran else "C")
-
-
 def open_npz(
     path: str | os.PathLike, keys: Iterable[str] | None = None, *, mmap: bool = False
 ) -> dict[str, np.ndarray]:
@@ -693,17 +665,15 @@ def open_npz(
     members (``compress=True`` builds) are read into memory even with ``mmap``.
     """
     path = Path(path)
+    if mmap:
+        return npz_memmap(path, keys, compressed="load")
     with np.load(path, allow_pickle=False) as npz:
         names = list(npz.files)
         wanted = names if keys is None else list(keys)
         unknown = [k for k in wanted if k not in names]
         if unknown:
             raise KeyError(f"{path}: no array(s) {unknown}; it has {names}")
-        out = {}
-        for key in wanted:
-            mapped = _npz_member_memmap(path, f"{key}.npy") if mmap else None
-            out[key] = mapped if mapped is not None else npz[key]
-    return out
+        return {key: npz[key] for key in wanted}
 
 
 def load_point_clouds(
