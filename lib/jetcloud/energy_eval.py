@@ -200,5 +200,6 @@ def event_display(
         f"pT = {float(arrays['track_pt'][index]) / (1000 if energy_unit == 'MeV' else 1):.1f} GeV "
         f"(marker size ~ sqrt(cell energy))",
         fontsize="medium",
+        y=1.06,
     )
     return fig
