@@ -61,3 +61,14 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("sim")
     simulate(SimConfig(n_events=12, chunk_size=6, seed=5), out, workers=1, progress=False)
     return out
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny torch models: one thread is as fast and does not stall when the shared cores are busy."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

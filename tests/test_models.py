@@ -9,14 +9,7 @@ from torch import nn
 from jetcloud import models
 from jetcloud.models.layers import PackedPoints, keras_kernel_orthogonal_penalty, parameter_counts, tssr
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models: one thread is as fast and does not stall when the shared cores are busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 SMALL = {"size_factor": 0.125, "tnet_size_factor": 0.0625}

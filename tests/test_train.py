@@ -18,14 +18,7 @@ import torch
 from jetcloud import models, train
 from jetcloud.train.data import META_NAME
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models: one thread is as fast and does not stall when the shared cores are busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 TESTS = Path(__file__).resolve().parent
