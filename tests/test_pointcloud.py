@@ -421,3 +421,23 @@ def test_point_cloud_figures(samples: ak.Array) -> None:
         fig = sample_plots.point_cloud_display(out["feats"][0], out["focus_labels"][0], names, title="A")
         plt.close(fig)
     plt.close(sample_plots.point_label_distributions(out))
+
+
+def test_load_parts_and_read_sample_find_the_same_track(simulated, tmp_path) -> None:
+    """load_parts tags samples with their parquet part; read_sample finds the sample again; display_index."""
+    from jetcloud.pointcloud import ATLAS_FEATURES, build_atlas_point_clouds, load_parts
+    from jetcloud.sample_plots import display_index
+    from jetcloud.samples import build_samples, read_sample
+
+    files = sorted((simulated / "events").glob("*.root"))
+    build_samples(files, simulated / "geometry.root", tmp_path / "s", workers=1, progress=False)
+    out = build_atlas_point_clouds(tmp_path / "s", tmp_path / "p", min_cells=1, workers=1, progress=False)
+    arrays = load_parts(tmp_path / "p", "train", max_files=1)
+    assert len(arrays["part"]) == len(arrays["n_points"]) > 0
+    i = display_index(arrays, ATLAS_FEATURES, out["length"])
+    sample = read_sample(tmp_path / "s", "train", str(arrays["part"][i]), int(arrays["eventNumber"][i]),
+                         int(arrays["trackID"][i]))  # fmt: skip
+    assert len(sample["cells"]) == arrays["n_cells"][i]
+    with pytest.raises(KeyError, match="no sample"):
+        read_sample(tmp_path / "s", "train", str(arrays["part"][i]), -5, 0)
+    assert load_parts(tmp_path / "p", "train", max_files=0) == {}

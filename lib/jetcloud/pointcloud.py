@@ -700,3 +700,18 @@ def load_point_clouds(
     if len(loaded) == 1:
         return loaded[0]
     return {k: np.concatenate([d[k] for d in loaded]) for k in loaded[0]}
+
+
+def load_parts(out_dir: str | os.PathLike, split: str, max_files: int | None = None) -> dict[str, np.ndarray]:
+    """The arrays of the first ``max_files`` npz files of ``split`` (all with None), concatenated in memory.
+
+    Adds ``part``: the parquet part (file stem) every sample came from, to find it again among the samples of
+    notebook 01. An empty selection gives an empty dict.
+    """
+    files = point_cloud_files(out_dir, split)[:max_files]
+    parts = [open_npz(f) for f in files]
+    if not parts:
+        return {}
+    out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    out["part"] = np.concatenate([np.full(len(p["n_points"]), f.stem) for p, f in zip(parts, files, strict=True)])
+    return out

@@ -219,3 +219,10 @@ def point_label_distributions(arrays: Mapping[str, np.ndarray], energy_unit: str
     ax_k.legend(fontsize="x-small")
     fig.tight_layout()
     return fig
+
+
+def display_index(arrays: Mapping[str, np.ndarray], features: list[str] | tuple[str, ...], length: int) -> int:
+    """A sample worth showing: the longest with other-track points that still leaves a quarter of L as padding."""
+    types = point_types(arrays["feats"], features)
+    fits = (arrays["n_points"] <= 0.75 * length) & ((types == 2).sum(axis=1) > 0)
+    return int(np.argmax(np.where(fits, arrays["n_points"], -1))) if fits.any() else int(np.argmax(arrays["n_points"]))

@@ -1187,3 +1187,13 @@ def adaptive_radius(pt: np.ndarray, eta: np.ndarray, table: Mapping[str, np.ndar
     r = ((1 - wi) * (1 - wj) * grid[i, j] + wi * (1 - wj) * grid[i1, j] + (1 - wi) * wj * grid[i, j1]
          + wi * wj * grid[i1, j1])  # fmt: skip
     return np.clip(r, *ADAPTIVE_RADIUS_RANGE)
+
+
+def read_sample(samples_dir: str | os.PathLike, split: str, part: str, event: int, track: int) -> ak.Record:
+    """The sample of (``event``, ``track``) in ``<samples_dir>/<split>/<part>.parquet`` (KeyError if absent)."""
+    path = Path(samples_dir) / split / f"{part}.parquet"
+    arr = ak.from_parquet(path)
+    hit = np.flatnonzero((arr.eventNumber.to_numpy() == event) & (arr.trackID.to_numpy() == track))
+    if len(hit) == 0:
+        raise KeyError(f"{path}: no sample for event {event}, track {track}")
+    return arr[int(hit[0])]
