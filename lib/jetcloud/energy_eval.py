@@ -15,11 +15,12 @@ on the same test arrays:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from jetcloud import metrics
+from jetcloud import baselines, metrics
 from jetcloud.pointcloud import ATLAS_FEATURES
 from jetcloud.sample_plots import point_types
 
@@ -78,7 +79,7 @@ def method_summary(pred: np.ndarray, arrays: Mapping[str, np.ndarray], unit_per_
         else np.full(len(pred), np.nan)
     )
     return {
-        "tracks": int(np.isfinite(tab["response"]).sum()),
+        "tracks": int(np.isfinite(tab["response"]).sum()),  # an int: summary_table prints it as a count
         "median_response": median,
         "sigma68": sigma,
         "cell_mae_gev": float(np.abs(pred - truth)[cells].mean() / unit_per_gev) if cells.any() else float("nan"),
@@ -203,3 +204,53 @@ def event_display(
         y=1.06,
     )
     return fig
+
+
+#: Columns of :func:`summary_table` (keys of :func:`method_summary`).
+SUMMARY_COLUMNS = ("tracks", "median_response", "sigma68", "cell_mae_gev", "median_percentage_error",
+                   "mean_percentage_error", "energy_weighted_accuracy")  # fmt: skip
+
+
+def summary_table(summary: Mapping[str, Mapping[str, float]], columns: Sequence[str] = SUMMARY_COLUMNS) -> str:
+    """A markdown table, one row per method (3 significant digits; counts as integers)."""
+    lines = ["| method | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for name, s in summary.items():
+        cells = (str(s[c]) if isinstance(s[c], int) else f"{s[c]:.3g}" for c in columns)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def baseline_inputs(arrays: Mapping[str, np.ndarray], features: Sequence[str], unit_per_gev: float) -> dict[str, Any]:
+    """The per-cell and per-track inputs of :mod:`jetcloud.baselines` from point-cloud arrays.
+
+    ``energy`` and ``distance`` [N, L] from ``feats``, ``is_cell`` (labels != -1), track momentum ``p_gev``
+    (pT cosh eta) and ``eta``.
+    """
+    feats = np.asarray(arrays["feats"])
+    return {
+        "energy": feats[..., list(features).index("energy")],
+        "distance": feats[..., list(features).index("distance_to_track")],
+        "is_cell": cell_mask(arrays),
+        "p_gev": np.asarray(arrays["track_pt"], np.float64) / unit_per_gev * np.cosh(arrays["track_eta"]),
+        "eta": np.asarray(arrays["track_eta"], np.float64),
+    }
+
+
+def particle_flow_baseline(
+    train: Mapping[str, np.ndarray],
+    test: Mapping[str, np.ndarray],
+    features: Sequence[str],
+    unit_per_gev: float,
+    *,
+    ring_width: float = 50.0,
+    min_tracks: int = 10,
+) -> tuple[baselines.EoverPTemplates, np.ndarray]:
+    """Templates measured on ``train`` and the baseline's per-cell prediction on ``test`` ([N, L])."""
+    a = baseline_inputs(train, features, unit_per_gev)
+    templates = baselines.measure_templates(a["energy"], train["frac_labels"], train["focus_labels"], a["is_cell"],
+                                            a["p_gev"], a["eta"], min_tracks=min_tracks,
+                                            unit_per_gev=unit_per_gev)  # fmt: skip
+    b = baseline_inputs(test, features, unit_per_gev)
+    pred = baselines.predict_cells(b["energy"], b["distance"], b["is_cell"], b["p_gev"], b["eta"], templates,
+                                   unit_per_gev=unit_per_gev, ring_width=ring_width)  # fmt: skip
+    return templates, pred

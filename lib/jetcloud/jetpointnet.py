@@ -102,3 +102,28 @@ def load_run(out_dir: str | os.PathLike, meta: Mapping[str, Any] | None = None,
     model = build_model(run["model"], described, **run["options"])
     load_weights(model, out_dir / checkpoint)
     return model.eval(), run
+
+
+#: Training presets of notebook 03.
+PRESETS = ("default", "report")
+
+
+def training_setup(preset: str, meta: Mapping[str, Any], loss: str = "mse", **settings: Any) -> tuple[Any, nn.Module]:
+    """``(TrainConfig, loss_fn)`` of a preset for the point clouds described by ``meta``.
+
+    ``"default"``: AdamW, cosine schedule, gradient clipping at 5, a masked ``loss`` on GeV-scale values
+    (``settings``: lr, weight_decay, batch_size, epochs, patience, seed, device, max_steps_per_epoch).
+    ``"report"``: :meth:`TrainConfig.report_preset` (Adam at lr 1e-9, batch 24, x0.5 every 2 epochs; only
+    epochs, seed, device and max_steps_per_epoch of ``settings`` apply) with the original's double loss
+    normalisation on the dataset's energy unit.
+    """
+    from jetcloud.pointcloud import ENERGY_UNITS
+    from jetcloud.train import MaskedLoss, TrainConfig
+
+    if preset == "report":
+        keep = {k: settings[k] for k in ("epochs", "seed", "device", "max_steps_per_epoch") if k in settings}
+        return TrainConfig.report_preset(**keep), MaskedLoss(loss, original_normalisation=True)
+    if preset != "default":
+        raise ValueError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
+    config = TrainConfig(optimizer="adamw", schedule="cosine", grad_clip=5.0, **settings)
+    return config, MaskedLoss(loss, scale=1.0 / ENERGY_UNITS[meta["energy_unit"]])
