@@ -33,7 +33,15 @@ __all__ = ["BUILTIN_MODULES", "register_model", "get_model", "available_models"]
 log = logging.getLogger(__name__)
 
 #: Modules whose import registers the built-in models.
-BUILTIN_MODULES: tuple[str, ...] = ("jetcloud.models.pointnet", "jetcloud.models.attention")
+BUILTIN_MODULES: tuple[str, ...] = (
+    "jetcloud.models.pointnet",
+    "jetcloud.models.attention",
+    "jetcloud.models.mlp",
+    "jetcloud.models.sparse_cnn",
+    "jetcloud.models.resnet_pc",
+    "jetcloud.models.particlenet",
+    "jetcloud.models.transformer",
+)
 
 Factory = Callable[..., nn.Module]
 F = TypeVar("F", bound=Factory)

@@ -1,0 +1,166 @@
+"""Comparison of the quark/gluon runs of notebook 07 (used by notebook 08): run loading, tables, figures, and the
+published reference numbers of ``qg-reference.md`` (sections 5 and 6; [U] = unverified there, [V] = verified).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib.figure
+import matplotlib.pyplot as plt
+import numpy as np
+
+from jetcloud import metrics, paths
+from jetcloud.qg_train import SUMMARY_NAME, read_summary
+
+__all__ = ["PUBLISHED_CMS", "PUBLISHED_PARTICLE", "load_runs", "results_table", "reference_table",
+           "roc_figure", "histories_figure", "auc_versus_figure"]  # fmt: skip
+
+log = logging.getLogger(__name__)
+
+#: e2e_sparse on the real CMS Open Data jets (validation = test_jet, 55,494 jets), qg-reference.md 5.1 and 6.1.
+PUBLISHED_CMS: list[dict[str, Any]] = [
+    {"model": "MLP (report)", "K": "(200)", "params": "86,370", "auc": "0.7780", "acc": "71.38 %", "status": ""},
+    {"model": "Sparse CNN 200 (report)", "K": "200", "params": "79,590", "auc": "0.7626", "acc": "69.74 %",
+     "status": ""},
+    {"model": "Sparse CNN 800 (report)", "K": "800", "params": "610,278", "auc": "0.7847 (best 0.7851)",
+     "acc": "71.65 %", "status": ""},
+    {"model": "ResNet_PC_1024_M (report, best)", "K": "1024", "params": "1,067,489", "auc": "0.78-0.79 (range)",
+     "acc": "-", "status": ""},
+    {"model": "ResNet-15 images (Andrews et al.)", "K": "images", "params": "~86 k", "auc": "0.80-0.81",
+     "acc": "-", "status": "[U]"},
+]  # fmt: skip
+
+#: Pythia 8 QG benchmark (particle level, test 200 k), qg-reference.md 6.3.
+PUBLISHED_PARTICLE: list[dict[str, Any]] = [
+    {"model": "PFN (no PID)", "acc": "-", "auc": "0.891", "rej50": "30.8", "rej30": "-", "status": "[U]"},
+    {"model": "PFN-Ex", "acc": "-", "auc": "0.9005", "rej50": "34.7", "rej30": "-", "status": "[U]"},
+    {"model": "PFN-ID", "acc": "-", "auc": "0.9052", "rej50": "37.4", "rej30": "-", "status": "[U]"},
+    {"model": "ParticleNet-Lite", "acc": "0.835", "auc": "0.908", "rej50": "37.1", "rej30": "94.5", "status": "[U]"},
+    {"model": "ParticleNet", "acc": "0.840", "auc": "0.9116", "rej50": "39.8", "rej30": "98.6", "status": "[U]"},
+    {"model": "LorentzNet (released checkpoint)", "acc": "0.84424", "auc": "0.91613", "rej50": "43.16",
+     "rej30": "112.87", "status": "[V]"},
+    {"model": "ParT (from scratch)", "acc": "0.840", "auc": "0.9151", "rej50": "41.3", "rej30": "107",
+     "status": "[U]"},
+]  # fmt: skip
+
+
+def _history(path: Path) -> list[dict[str, float]]:
+    if not path.is_file():
+        return []
+    with path.open() as fh:
+        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(fh)]
+
+
+def load_runs(profile: str, root: str | Path | None = None) -> list[dict[str, Any]]:
+    """Every run directory with a ``summary.json`` under ``build/<profile>/models/qg`` (sorted by name).
+
+    Each run: the summary plus ``history`` (rows of ``history.csv``) and ``labels`` / ``scores`` of the test set.
+    """
+    root = Path(root) if root else paths.build_dir(profile, "models", "qg")
+    runs = []
+    for directory in sorted(root.glob(f"*/{SUMMARY_NAME}")) if root.is_dir() else []:
+        run = read_summary(directory.parent)
+        run["run"] = directory.parent.name
+        run["history"] = _history(directory.parent / "history.csv")
+        scores = directory.parent / "scores_test.npz"
+        if not scores.is_file():
+            log.warning("%s has no scores_test.npz; skipped", directory.parent)
+            continue
+        with np.load(scores) as f:
+            run["labels"], run["scores"] = f["labels"], f["scores"]
+        runs.append(run)
+    return runs
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "inf"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def results_table(runs: Sequence[dict[str, Any]]) -> str:
+    """Markdown table of our runs (test set)."""
+    lines = ["| run | level | K | params | test AUC | acc | Rej50 | Rej30 | epochs | train s | test jets |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in runs:
+        lines.append(
+            f"| {r['run']} | {r['level']} | {r['k']} | {r['params']:,} | {r['auc']:.4f} | {r['accuracy']:.3f} | "
+            f"{_fmt(r['rej50'], 3)} | {_fmt(r['rej30'], 3)} | {r['epochs']} | {r['train_seconds']:.0f} | {r['n']} |"
+        )
+    return "\n".join(lines)
+
+
+def reference_table(rows: Sequence[dict[str, Any]], title: str) -> str:
+    """Markdown table of published numbers (all columns of ``rows``), headed by ``title``."""
+    keys = list(rows[0])
+    lines = [f"**{title}**", "", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def roc_figure(runs: Sequence[dict[str, Any]]) -> matplotlib.figure.Figure:
+    """ROC (quark efficiency vs gluon mistag) and gluon rejection 1/eps_b vs quark efficiency, one line per run."""
+    fig, (ax_roc, ax_rej) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for i, r in enumerate(runs):
+        eps_b, eps_s = metrics.roc_curve(r["labels"], r["scores"])
+        label = f"{r['run']} (AUC {r['auc']:.3f})"
+        ax_roc.plot(eps_b, eps_s, color=f"C{i}", label=label)
+        ok = eps_b > 0
+        ax_rej.plot(eps_s[ok], 1 / eps_b[ok], color=f"C{i}", label=label)
+    ax_roc.plot([0, 1], [0, 1], ":", color="grey", label="random")
+    ax_roc.set_xlim(0, 1)
+    ax_roc.set_ylim(0, 1.05)
+    ax_roc.set_xlabel(r"gluon mistag rate $\epsilon_g$")
+    ax_roc.set_ylabel(r"quark efficiency $\epsilon_q$")
+    ax_roc.legend(fontsize="x-small")
+    ax_rej.set_yscale("log")
+    ax_rej.set_xlabel(r"quark efficiency $\epsilon_q$")
+    ax_rej.set_ylabel(r"gluon rejection $1/\epsilon_g$")
+    for eff in (0.3, 0.5):
+        ax_rej.axvline(eff, ls=":", color="grey")
+    fig.tight_layout()
+    return fig
+
+
+def histories_figure(runs: Sequence[dict[str, Any]]) -> matplotlib.figure.Figure:
+    """Training / validation loss and validation accuracy per epoch, side by side for every run."""
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for i, r in enumerate(runs):
+        rows = r["history"]
+        if not rows:
+            continue
+        epoch = [row["epoch"] for row in rows]
+        ax_loss.plot(epoch, [row["train_loss"] for row in rows], "o-", color=f"C{i}", label=f"{r['run']} train")
+        ax_loss.plot(epoch, [row.get("val_loss", np.nan) for row in rows], "s--", color=f"C{i}", label="val")
+        ax_acc.plot(epoch, [row.get("val_acc", np.nan) for row in rows], "o-", color=f"C{i}", label=r["run"])
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("cross-entropy")
+    ax_loss.legend(fontsize="x-small", ncol=2)
+    ax_acc.set_xlabel("epoch")
+    ax_acc.set_ylabel("validation accuracy")
+    ax_acc.legend(fontsize="x-small")
+    fig.tight_layout()
+    return fig
+
+
+def auc_versus_figure(runs: Sequence[dict[str, Any]]) -> matplotlib.figure.Figure:
+    """Test AUC against the trainable parameter count and against the training time (log x)."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for i, r in enumerate(runs):
+        for ax, x in zip(axes, (r["params"], max(r["train_seconds"], 1e-2)), strict=True):
+            ax.scatter([x], [r["auc"]], color=f"C{i}", label=r["run"], marker="o" if r["level"] == "detector" else "^")
+    axes[0].set_xlabel("trainable parameters")
+    axes[1].set_xlabel("training time [s]")
+    axes[0].set_ylabel("test AUC")
+    for ax in axes:
+        ax.set_xscale("log")
+    axes[0].legend(fontsize="x-small")
+    fig.tight_layout()
+    return fig

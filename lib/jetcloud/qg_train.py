@@ -1,0 +1,409 @@
+"""Quark/gluon classification with the shared training loop: data, presets, loss, scores and the run summary.
+
+::
+
+    from jetcloud import qg_train, train
+    from jetcloud.models import get_model
+
+    data = qg_train.load_data("demo", "mlp")                        # QG200.h5 of notebook 06
+    model = get_model("mlp", **qg_train.model_kwargs("mlp", data))
+    config = train.TrainConfig(**qg_train.preset("mlp", epochs=5))   # the report's settings, overridden
+    result = train.fit(model, data.train, data.val, qg_train.classification_loss, config, run_dir,
+                       metrics={"acc": qg_train.accuracy})
+    scores = qg_train.predict_scores(model, data.test)
+    summary = qg_train.summarize(data.test_labels, scores)           # AUC, accuracy, Rej50, Rej30
+
+**Validation split.** The ``QG{K}.h5`` files (like the report's) hold only ``train_dataset`` and
+``test_dataset``; the report validated on the test jets. Here a validation set is carved out of
+``train_dataset``: a fraction ``val_fraction`` (default 0.1) of the jets chosen by a permutation seeded with
+``split_seed`` (default 0, independent of the training seed), so the split is identical for every model and
+run, and the test set stays untouched until the final evaluation.
+
+**Labels and scores.** Quark = 1 (positive class), gluon = 0. Two-logit models: ``score = softmax[:, 1]``,
+cross-entropy; one-logit models (ResNet_PC as in its code): ``score = sigmoid``, BCE-with-logits.
+
+**Rejection.** ``1 / eps_b`` at quark efficiency ``eps_s`` = 0.5 and 0.3, with ``eps_b`` **linearly interpolated**
+on the ROC curve at that ``eps_s`` (:func:`jetcloud.metrics.background_rejection`); infinite (reported as None)
+when the interpolated ``eps_b`` is 0.
+
+**Particle level.** With ``particle_level=True`` the EnergyFlow-layout set of notebook 05 (``X`` = pT, y, phi,
+pid per particle) becomes point clouds of :data:`PARTICLE_FEATURES` (pT fractions, charge and experimental PID
+flags, coordinates relative to the pT-weighted jet axis), sorted by pT with zero padding at the end; the
+80 % / 20 % train / test split is the file order (the first 80 % train), and the validation set is carved from
+train as above.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import Tensor, nn
+
+from jetcloud import metrics, paths
+from jetcloud.io.atomic import atomic_path, write_text
+from jetcloud.qg_pointcloud import QG_FEATURES, read_qg, trim_top_k
+
+__all__ = [
+    "PRESETS",
+    "PRESET_SOURCES",
+    "PARTICLE_FEATURES",
+    "QGData",
+    "default_k",
+    "preset",
+    "model_kwargs",
+    "load_data",
+    "particle_features",
+    "split_train_val",
+    "classification_loss",
+    "accuracy",
+    "scores_from_logits",
+    "predict_scores",
+    "summarize",
+    "run_dir",
+    "write_scores",
+    "write_summary",
+    "read_summary",
+]
+
+log = logging.getLogger(__name__)
+
+SUMMARY_NAME = "summary.json"
+REJECTION_NOTE = "1/eps_b at eps_s (quark efficiency), eps_b linearly interpolated on the ROC curve"
+
+_RESNET = ("256_s", "256_m", "512_s", "512_m", "768_s", "768_m", "1024_s", "1024_m", "1024_l")
+_RESNET_PRESET = {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "batch_size": 128, "epochs": 100,
+                  "schedule": "step", "step_size": 20, "gamma": 0.5, "amp": "none"}  # fmt: skip
+
+#: model -> TrainConfig keyword arguments of its training preset.
+PRESETS: dict[str, dict[str, Any]] = {
+    "mlp": {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "batch_size": 256, "epochs": 20,
+            "schedule": "step", "step_size": 8, "gamma": 0.5, "amp": "fp16"},
+    "sparse_cnn_200": {"optimizer": "adam", "lr": 2e-4, "weight_decay": 1e-4, "batch_size": 128, "epochs": 50,
+                       "schedule": "cosine", "amp": "none"},
+    "sparse_cnn_800": {"optimizer": "adam", "lr": 1e-4, "weight_decay": 1e-4, "batch_size": 64, "epochs": 50,
+                       "schedule": "cosine", "amp": "none"},
+    **{f"resnet_pc_{v}": dict(_RESNET_PRESET) for v in _RESNET},
+    "pfn": {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "batch_size": 500, "epochs": 50,
+            "schedule": "none", "amp": "none"},
+    "particlenet": {"optimizer": "adamw", "lr": 3e-3, "weight_decay": 1e-4, "batch_size": 384, "epochs": 20,
+                    "schedule": "cosine", "amp": "bf16"},
+    "particlenet_lite": {"optimizer": "adamw", "lr": 3e-3, "weight_decay": 1e-4, "batch_size": 384, "epochs": 20,
+                         "schedule": "cosine", "amp": "bf16"},
+    "transformer": {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.01, "batch_size": 512, "epochs": 20,
+                    "schedule": "cosine", "amp": "bf16"},
+    "transformer_small": {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.01, "batch_size": 512, "epochs": 20,
+                          "schedule": "cosine", "amp": "bf16"},
+}  # fmt: skip
+
+#: model -> where its preset comes from.
+PRESET_SOURCES: dict[str, str] = {
+    "mlp": "report: Adam 1e-3, batch 256, 20 epochs, StepLR(8, 0.5), AMP",
+    "sparse_cnn_200": "report: Adam 2e-4 (wd 1e-4), batch 128, 50 epochs, CosineAnnealingLR(T_max 50)",
+    "sparse_cnn_800": "report: Adam 1e-4 (wd 1e-4), batch 64, 50 epochs, CosineAnnealingLR(T_max 50)",
+    **{f"resnet_pc_{v}": "report: Adam 1e-3, batch 128, 100 epochs, StepLR(20, 0.5) (its trainer.py used AdamW "
+       "wd 0.05, batch 256 and ReduceLROnPlateau on the val AUC, which the shared loop does not offer)"
+       for v in _RESNET},
+    "pfn": "EnergyFlow PFN example: Adam 1e-3, batch 500, 50 epochs (not in the report)",
+    "particlenet": "ParticleNet paper: AdamW, batch 384, 20 epochs; its one-cycle lr (3e-4 -> 3e-3 -> ~0) "
+                   "approximated by cosine decay from 3e-3 (not in the report)",
+    "particlenet_lite": "as particlenet",
+    "transformer": "ParT QG recipe: batch 512, 20 epochs, lr 1e-3; Ranger replaced by AdamW (wd 0.01) with "
+                   "cosine decay (not in the report)",
+    "transformer_small": "as transformer",
+}  # fmt: skip
+
+#: Per-particle features of the particle-level point clouds (coordinates last).
+PARTICLE_FEATURES = ("log_pt_rel", "pt_rel", "charge", "is_photon", "is_electron", "is_muon", "is_neutral_hadron",
+                     "dy", "dphi")  # fmt: skip
+_DETECTOR_OPTIONS = {"coord_index": (4, 3), "log_features": (0, 1, 2)}
+_PARTICLE_OPTIONS = {"coord_index": (7, 8), "log_features": ()}
+_DEFAULT_K = {"mlp": 200, "pfn": 200, "particlenet": 200, "particlenet_lite": 200, "transformer": 200,
+              "transformer_small": 200}  # fmt: skip
+
+
+def _check_model(model: str) -> None:
+    if model not in PRESETS:
+        raise KeyError(f"unknown quark/gluon model {model!r}; known: {', '.join(sorted(PRESETS))}")
+
+
+def default_k(model: str) -> int:
+    """Number of points the report used for ``model`` (from its name, e.g. ``resnet_pc_768_m`` -> 768)."""
+    _check_model(model)
+    match = re.search(r"_(\d+)(?:_[a-z])?$", model)
+    return int(match.group(1)) if match else _DEFAULT_K[model]
+
+
+def preset(model: str, **overrides: Any) -> dict[str, Any]:
+    """``TrainConfig`` keyword arguments of ``model``'s preset, updated with ``overrides`` (None values ignored)."""
+    _check_model(model)
+    settings = dict(PRESETS[model])
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    return settings
+
+
+@dataclass
+class QGData:
+    """Train / validation / test datasets (items ``inputs`` [K, F] float32, ``target`` int64) and their labels."""
+
+    train: Any
+    val: Any
+    test: Any
+    val_labels: np.ndarray
+    test_labels: np.ndarray
+    k: int
+    features: tuple[str, ...]
+    level: str
+    source: str
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+
+
+def model_kwargs(model: str, data: QGData) -> dict[str, Any]:
+    """Constructor arguments of ``model`` for ``data`` (input width; coordinate and energy columns)."""
+    _check_model(model)
+    kwargs: dict[str, Any] = {"in_features": len(data.features)}
+    if model.startswith(("particlenet", "transformer")):
+        kwargs.update(_PARTICLE_OPTIONS if data.level == "particle" else _DETECTOR_OPTIONS)
+    if model.startswith("transformer"):
+        kwargs["energy_index"] = (1,) if data.level == "particle" else (0, 1, 2)
+    return kwargs
+
+
+def split_train_val(n: int, val_fraction: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted ``(train, val)`` indices of ``n`` jets: a seeded random ``val_fraction`` (at least one) is val."""
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    if n < 2:
+        raise ValueError(f"need at least 2 training jets to carve a validation set, got {n}")
+    n_val = min(max(1, round(n * val_fraction)), n - 1)
+    perm = np.random.default_rng(seed).permutation(n)
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def _labels(y: np.ndarray, where: str) -> np.ndarray:
+    y = np.asarray(y)
+    bad = ~np.isin(y, (0, 1))
+    if bad.any():
+        raise ValueError(f"{where}: labels must be 0 (gluon) or 1 (quark); found {np.unique(y[bad])[:5]}")
+    return y.astype(np.int64)
+
+
+def _detector_arrays(directory: Path, k: int) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], str]:
+    files = {int(m.group(1)): p for p in directory.glob("QG*.h5") if (m := re.fullmatch(r"QG(\d+)\.h5", p.name))}
+    if not files:
+        raise FileNotFoundError(f"no QG{{K}}.h5 files in {directory}: run notebook 06 first")
+    larger = sorted(kk for kk in files if kk >= k)
+    if not larger:
+        raise ValueError(
+            f"K = {k} is larger than the padded length of every point-cloud file in {directory} "
+            f"(available K: {sorted(files)}); write QG{k}.h5 with notebook 06 (parameter ks) or use a smaller K"
+        )
+    path = files[larger[0]]
+    out = {}
+    for split in ("train", "test"):
+        x, y = read_qg(path, split)
+        out[split] = (x if x.shape[1] == k else trim_top_k(x, k), y)
+    return out, str(path)
+
+
+def particle_features(x: np.ndarray, k: int = 0) -> np.ndarray:
+    """EnergyFlow ``X (N, M, 4)`` (pT, y, phi, pid; zero padded) -> ``(N, K, 9)`` :data:`PARTICLE_FEATURES`.
+
+    Particles sorted by decreasing pT, the first ``k`` kept (``k = 0``: all ``M``; ``k > M`` pads with zeros).
+    ``dy``, ``dphi``: relative to the pT-weighted centroid; charge and PID flags from the PDG id (PFN-Ex /
+    ParT "experimental PID": photon, electron, muon, neutral hadron; charged hadrons have only the charge).
+    """
+    x = np.asarray(x, np.float64)
+    if x.ndim != 3 or x.shape[2] < 4:
+        raise ValueError(f"particle-level X must be (N, M, 4) = pT, y, phi, pid; got {x.shape}")
+    order = np.argsort(-x[..., 0], axis=1, kind="stable")
+    x = np.take_along_axis(x, order[..., None], axis=1)
+    k = k or x.shape[1]
+    if k > x.shape[1]:
+        x = np.concatenate([x, np.zeros((x.shape[0], k - x.shape[1], x.shape[2]))], axis=1)
+    x = x[:, :k]
+    pt, rap, phi, pid = x[..., 0], x[..., 1], x[..., 2], x[..., 3].astype(np.int64)
+    real = pt > 0
+    pt_sum = pt.sum(axis=1, keepdims=True)
+    pt_rel = np.divide(pt, pt_sum, out=np.zeros_like(pt), where=pt_sum > 0)
+    y_c = (pt_rel * rap).sum(axis=1, keepdims=True)
+    phi_c = (pt_rel * phi).sum(axis=1, keepdims=True)
+    apid = np.abs(pid)
+    charged_hadron = np.isin(apid, (211, 321, 2212))
+    charge = np.where(charged_hadron, np.sign(pid), 0) - np.where(np.isin(apid, (11, 13)), np.sign(pid), 0)
+    feats = np.stack(
+        [
+            np.log(np.where(real, pt_rel, 1.0)),
+            pt_rel,
+            charge,
+            apid == 22,
+            apid == 11,
+            apid == 13,
+            real & ~charged_hadron & ~np.isin(apid, (22, 11, 13)),
+            rap - y_c,
+            phi - phi_c,
+        ],
+        axis=-1,
+    ).astype(np.float32)
+    return feats * real[..., None]
+
+
+def _particle_arrays(path: Path, k: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    from jetcloud.io.energyflow import read_qg_npz
+
+    if not path.is_file():
+        raise FileNotFoundError(f"particle-level file {path} does not exist (run notebook 05)")
+    x, y = read_qg_npz(path)
+    feats = particle_features(x, k)
+    n_train = int(round(0.8 * len(feats)))
+    return {"train": (feats[:n_train], y[:n_train]), "test": (feats[n_train:], y[n_train:])}
+
+
+def load_data(
+    profile: str,
+    model: str,
+    *,
+    k: int = 0,
+    particle_level: bool = False,
+    val_fraction: float = 0.1,
+    split_seed: int = 0,
+    source: str | os.PathLike | None = None,
+) -> QGData:
+    """Datasets for ``model``: ``QG{K}.h5`` of notebook 06 (K = ``k`` or :func:`default_k`), or the particle-level
+    file of notebook 05 (``particle_level``; K = ``k`` or the file's padded length).
+
+    ``source`` overrides the directory of the ``QG{K}.h5`` files (or the particle-level ``.npz``). When no file
+    has exactly K points the smallest one with more is trimmed to its top K (:func:`trim_top_k`). Missing files,
+    a K larger than every file's and labels outside {0, 1} raise clear errors.
+    """
+    from jetcloud.train import ArrayDataset
+
+    _check_model(model)
+    if k < 0:
+        raise ValueError(f"k must be >= 0 (0: the model's default), got {k}")
+    if particle_level:
+        path = Path(source) if source else paths.data_dir(profile, "raw", "qg") / "qg_particle_level.npz"
+        arrays, features, src = _particle_arrays(path, k), PARTICLE_FEATURES, str(path)
+    else:
+        directory = Path(source) if source else paths.data_dir(profile, "processed", "qg")
+        arrays, src = _detector_arrays(directory, k or default_k(model))
+        features = tuple(QG_FEATURES)
+    x_train, y_train = arrays["train"]
+    x_test, y_test = arrays["test"]
+    y_train, y_test = _labels(y_train, f"{src} train"), _labels(y_test, f"{src} test")
+    train_idx, val_idx = split_train_val(len(x_train), val_fraction, split_seed)
+
+    def dataset(x: np.ndarray, y: np.ndarray) -> ArrayDataset:
+        return ArrayDataset([{"X": np.ascontiguousarray(x, np.float32), "Y": y}], input_key="X", target_key="Y")
+
+    return QGData(
+        train=dataset(x_train[train_idx], y_train[train_idx]),
+        val=dataset(x_train[val_idx], y_train[val_idx]),
+        test=dataset(x_test, y_test),
+        val_labels=y_train[val_idx],
+        test_labels=y_test,
+        k=int(x_train.shape[1]),
+        features=features,
+        level="particle" if particle_level else "detector",
+        source=src,
+    )
+
+
+# ---- loss, metric, scores -------------------------------------------------------------------------------------
+def classification_loss(pred: Tensor, target: Tensor) -> Tensor:
+    """Cross-entropy on ``[B, 2]`` logits with integer labels, or BCE-with-logits on one logit ``[B, 1]`` / ``[B]``."""
+    if pred.ndim == 2 and pred.shape[1] >= 2:
+        return F.cross_entropy(pred, target.long())
+    return F.binary_cross_entropy_with_logits(pred.reshape(-1), target.reshape(-1).to(pred.dtype))
+
+
+def accuracy(pred: Tensor, target: Tensor) -> Tensor:
+    """Fraction correct (argmax of two logits, or logit > 0 for one)."""
+    if pred.ndim == 2 and pred.shape[1] >= 2:
+        guess = pred.argmax(dim=1)
+    else:
+        guess = (pred.reshape(-1) > 0).long()
+    return (guess == target.reshape(-1).long()).float().mean()
+
+
+def scores_from_logits(logits: np.ndarray | Tensor) -> np.ndarray:
+    """P(quark): ``softmax[:, 1]`` of two logits, ``sigmoid`` of one."""
+    t = torch.as_tensor(np.asarray(logits, np.float32))
+    if t.ndim == 2 and t.shape[1] >= 2:
+        return torch.softmax(t, dim=1)[:, 1].numpy()
+    return torch.sigmoid(t.reshape(-1)).numpy()
+
+
+def predict_scores(model: nn.Module, dataset: Any, batch_size: int = 256, device: str = "auto") -> np.ndarray:
+    """Quark probability of every sample of ``dataset`` (eval mode, :func:`jetcloud.train.predict`)."""
+    from jetcloud.train import predict
+
+    return scores_from_logits(predict(model, dataset, batch_size, device=device))
+
+
+def summarize(labels: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
+    """AUC (quark positive), accuracy (score > 0.5), Rej50 / Rej30 (interpolated; None when infinite), counts."""
+    labels = np.asarray(labels).astype(int)
+    scores = np.asarray(scores, np.float64)
+    if labels.shape != scores.shape or labels.ndim != 1:
+        raise ValueError(f"labels {labels.shape} and scores {scores.shape} must be equal 1-D shapes")
+    rej = {eff: metrics.background_rejection(labels, scores, eff) for eff in (0.5, 0.3)}
+    return {
+        "auc": metrics.roc_auc(labels, scores),
+        "accuracy": float(np.mean((scores > 0.5) == (labels == 1))),
+        "rej50": rej[0.5] if np.isfinite(rej[0.5]) else None,
+        "rej30": rej[0.3] if np.isfinite(rej[0.3]) else None,
+        "n": int(labels.size),
+        "n_quark": int(labels.sum()),
+        "rejection_note": REJECTION_NOTE,
+    }
+
+
+# ---- run directories ------------------------------------------------------------------------------------------
+def run_dir(profile: str, model: str, particle_level: bool = False) -> Path:
+    """``build/<profile>/models/qg/<model>`` (``<model>_particle`` for the particle-level set)."""
+    return paths.build_dir(profile, "models", "qg", f"{model}_particle" if particle_level else model)
+
+
+def write_scores(directory: str | os.PathLike, split: str, labels: np.ndarray, scores: np.ndarray) -> Path:
+    """``scores_<split>.npz`` with ``labels`` (int, quark = 1) and ``scores`` (P(quark)), written atomically."""
+    path = Path(directory) / f"scores_{split}.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, labels=np.asarray(labels, np.int64), scores=np.asarray(scores, np.float32))
+    return path
+
+
+def write_summary(directory: str | os.PathLike, summary: Mapping[str, Any]) -> Path:
+    """``summary.json`` of a run (numbers, strings, None)."""
+    path = Path(directory) / SUMMARY_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text(path, json.dumps(dict(summary), indent=2, sort_keys=True, default=_json_default) + "\n")
+    return path
+
+
+def read_summary(directory: str | os.PathLike) -> dict[str, Any]:
+    """The ``summary.json`` of a run directory."""
+    return json.loads((Path(directory) / SUMMARY_NAME).read_text())
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, (np.ndarray, tuple)):
+        return list(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
