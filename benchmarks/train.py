@@ -1,10 +1,12 @@
-"""Training throughput of the JetPointNet models: samples per second, peak memory, share of time waiting for data.
+"""Training throughput: samples per second, peak memory and share of time waiting for data, per model.
 
 Usage::
 
-    python benchmarks/train.py                              # synthetic clouds (L = 859, F = 6), every model, CPU
+    python benchmarks/train.py                              # JetPointNet: synthetic clouds (L = 859, F = 6), CPU
     python benchmarks/train.py --data data/processed/demo/atlas_pointclouds --models small,attention
     python benchmarks/train.py --device cuda --steps 50     # on a GPU (every model, report size included)
+    python benchmarks/train.py --task qg                    # quark/gluon classifiers (synthetic QG{K} clouds)
+    python benchmarks/train.py --task qg --data data/processed/demo/qg --models mlp,particlenet_lite
 
 Each model runs in its own subprocess (so that the peak resident memory belongs to that model alone) through the
 real training loop, :func:`jetcloud.train.fit`, reading memory-mapped npz chunks through
@@ -19,6 +21,12 @@ Columns: ``samples/s`` (training samples per second of the fastest measured epoc
 (share of the step time spent waiting for the next batch; target < 10 %), ``peak MB`` (peak resident set size of
 the process on CPU, ``torch.cuda.max_memory_allocated`` on CUDA). For reference, the original trained a
 3.1 M-parameter model at ~300 samples/s on an RTX 2080 Ti (batch 128, 0.42 s per step).
+
+``--task qg`` measures the quark/gluon classifiers of :mod:`jetcloud.qg_train` the same way, each with its
+training preset (optimizer, learning rate, batch size; AMP on CUDA only) and the report's K for its name
+(``qg_train.default_k``). ``--data`` is a directory of ``QG{K}.h5`` files (notebook 06); without it each model
+gets synthetic clouds of K points x 5 features (track pT, ECAL, HCAL, column, row) in the original's ascending
+order with padding first, with log-normal hit counts around 700 (the demo jets' median), so most jets fill K.
 """
 
 from __future__ import annotations
@@ -43,6 +51,10 @@ MODELS: dict[str, tuple[str, dict, int, int, int]] = {
     "attention": ("pointnet_attention", {"size_factor": 0.25}, 24, 10, 50),
 }
 DEFAULT_MODELS = "small,f1,report,attention"
+#: quark/gluon models measured by default with ``--task qg`` (every preset is accepted with --models)
+DEFAULT_QG_MODELS = ("mlp,pfn,sparse_cnn_200,sparse_cnn_800,resnet_pc_256_s,resnet_pc_1024_m,particlenet_lite,"
+                     "particlenet,transformer_small,transformer")  # fmt: skip
+QG_STEPS = {"cpu": 5, "cuda": 50}  # default steps per epoch for --task qg
 
 
 def write_synthetic(root: Path, n_samples: int, length: int, chunk: int = 512, seed: int = 0) -> Path:
@@ -77,6 +89,70 @@ def write_synthetic(root: Path, n_samples: int, length: int, chunk: int = 512, s
     return root
 
 
+def synthetic_qg(n: int, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(X [n, k, 5] float32, Y [n])``: top-K clouds like ``QG{K}.h5`` (ascending energy, padding first)."""
+    rng = np.random.default_rng(seed)
+    hits = np.clip(rng.lognormal(np.log(700.0), 0.5, n).astype(int), 10, k)
+    energy = rng.exponential(1.0, (n, k, 3)).astype(np.float32) * (rng.uniform(size=(n, k, 3)) < 0.4)
+    energy[..., 1] += 0.01  # every hit has ECAL or HCAL energy
+    x = np.concatenate([energy, rng.integers(0, 125, (n, k, 2)).astype(np.float32)], axis=-1)
+    x[np.arange(k)[None, :] < (k - hits)[:, None]] = 0.0  # padding first
+    x = np.take_along_axis(x, np.argsort((x[..., :3] ** 2).sum(-1), axis=1, kind="stable")[..., None], axis=1)
+    return x, rng.integers(0, 2, n)
+
+
+def run_one_qg(
+    name: str, data: str | None, device: str, steps: int | None, batch: int | None, workers: int, repeats: int = 2,
+    threads: int | None = None,
+) -> dict:  # fmt: skip
+    """Quark/gluon model ``name`` with its preset for (1 + repeats) epochs; the fastest measured epoch."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+
+    from jetcloud import models, qg_train, train
+    from jetcloud.qg_pointcloud import QG_FEATURES
+
+    dev = train.resolve_device(device)
+    settings = qg_train.preset(name, batch_size=batch)
+    steps = steps or QG_STEPS[dev.type]
+    n = steps * settings["batch_size"]
+    if data:
+        qg = qg_train.load_data("", name, source=data, val_fraction=0.01)
+        if len(qg.train) < n:
+            raise SystemExit(f"{data}: {len(qg.train)} training jets, need {n} (lower --steps or --batch-size)")
+    else:
+        x, y = synthetic_qg(n, qg_train.default_k(name))
+        none = np.zeros(0, np.int64)
+        qg = qg_train.QGData(train.ArrayDataset([{"X": x, "Y": y}], input_key="X", target_key="Y"), None, None,
+                             none, none, x.shape[1], tuple(QG_FEATURES), "detector", "synthetic")  # fmt: skip
+    torch.manual_seed(0)
+    model = models.get_model(name, **qg_train.model_kwargs(name, qg))
+    counts = models.parameter_counts(model)
+    settings.update(epochs=1 + repeats, max_steps_per_epoch=steps, progress=False, checkpoint=False, device=device,
+                    num_workers=workers)  # fmt: skip
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    with tempfile.TemporaryDirectory() as out:
+        result = train.fit(model, qg.train, None, qg_train.classification_loss, train.TrainConfig(**settings), out)
+    return _row(name, dev, counts, settings["batch_size"], steps, result.history, qg.k, amp=settings["amp"])
+
+
+def _row(name: str, dev, counts: dict, batch: int, steps: int, history: list[dict], length: int, **extra) -> dict:
+    import torch
+
+    row = max(history[1:], key=lambda r: r["samples_per_s"])  # epoch 1 warms up
+    peak = (torch.cuda.max_memory_allocated() if dev.type == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)  # fmt: skip
+    return {
+        "model": name, "device": str(dev), "threads": torch.get_num_threads(), "params_M": counts["trainable"] / 1e6,
+        "batch": batch, "steps": steps, "samples_per_s": row["samples_per_s"],
+        "ms_per_step": 1000 * batch / row["samples_per_s"], "data_wait": row["data_wait_frac"], "peak_MB": peak / 2**20,
+        "length": length, "all_samples_per_s": [r["samples_per_s"] for r in history[1:]], **extra,
+    }  # fmt: skip
+
+
 def run_one(
     name: str, data: str, device: str, steps: int | None, batch: int | None, workers: int, repeats: int = 2,
     threads: int | None = None,
@@ -108,26 +184,19 @@ def run_one(
         torch.cuda.reset_peak_memory_stats()
     with tempfile.TemporaryDirectory() as out:
         result = train.fit(model, dataset, None, train.MaskedLoss("mse"), config, out)
-    row = max(result.history[1:], key=lambda r: r["samples_per_s"])  # epoch 1 warms up
-    peak = (torch.cuda.max_memory_allocated() if dev.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)  # fmt: skip
-    return {
-        "model": name, "device": str(dev), "threads": torch.get_num_threads(), "params_M": counts["trainable"] / 1e6,
-        "batch": batch, "steps": steps, "samples_per_s": row["samples_per_s"],
-        "ms_per_step": 1000 * batch / row["samples_per_s"], "data_wait": row["data_wait_frac"], "peak_MB": peak / 2**20,
-        "length": dataset.length, "all_samples_per_s": [r["samples_per_s"] for r in result.history[1:]],
-    }  # fmt: skip
+    return _row(name, dev, counts, batch, steps, result.history, dataset.length)
 
 
 def table(rows: list[dict]) -> str:
     """A fixed-width table of the measurements."""
-    head = f"{'model':<10} {'device':<7} {'params':>9} {'batch':>5} {'steps':>5} {'samples/s':>10} {'ms/step':>9} " \
-           f"{'data wait':>9} {'peak MB':>8}"  # fmt: skip
+    head = f"{'model':<18} {'device':<7} {'params':>9} {'points':>6} {'batch':>5} {'steps':>5} {'samples/s':>10} " \
+           f"{'ms/step':>9} {'data wait':>9} {'peak MB':>8}"  # fmt: skip
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
-            f"{r['model']:<10} {r['device']:<7} {r['params_M']:>8.2f}M {r['batch']:>5} {r['steps']:>5} "
-            f"{r['samples_per_s']:>10.1f} {r['ms_per_step']:>9.0f} {100 * r['data_wait']:>8.1f}% {r['peak_MB']:>8.0f}"
+            f"{r['model']:<18} {r['device']:<7} {r['params_M']:>8.2f}M {r['length']:>6} {r['batch']:>5} "
+            f"{r['steps']:>5} {r['samples_per_s']:>10.1f} {r['ms_per_step']:>9.0f} {100 * r['data_wait']:>8.1f}% "
+            f"{r['peak_MB']:>8.0f}"
         )
     return "\n".join(lines)
 
@@ -135,11 +204,14 @@ def table(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", help="point-cloud directory (point_cloud_meta.json + train/*.npz); default synthetic")
-    parser.add_argument("--models", default=DEFAULT_MODELS, help=f"comma-separated among {', '.join(MODELS)}")
+    parser.add_argument("--task", choices=("jetpointnet", "qg"), default="jetpointnet", help="which models")
+    parser.add_argument("--data", help="jetpointnet: point-cloud directory (point_cloud_meta.json + train/*.npz); "
+                        "qg: directory of QG{K}.h5 files; default synthetic")  # fmt: skip
+    parser.add_argument("--models", help=f"comma-separated; jetpointnet: among {', '.join(MODELS)} (default all); "
+                        f"qg: any quark/gluon preset (default {DEFAULT_QG_MODELS})")  # fmt: skip
     parser.add_argument("--device", default="auto", help="cpu, cuda, or auto (= cpu, plus cuda when available)")
     parser.add_argument("--steps", type=int, help="steps per epoch (default per model and device)")
-    parser.add_argument("--batch-size", type=int, help="batch size (default 24, the report's)")
+    parser.add_argument("--batch-size", type=int, help="default: 24 (the report's); qg: the preset's")
     parser.add_argument("--length", type=int, default=859, help="synthetic: points per sample (report: 859)")
     parser.add_argument("--samples", type=int, default=2048, help="synthetic: number of samples")
     parser.add_argument("--workers", type=int, help="DataLoader workers (default 0 on CPU, 4 on CUDA)")
@@ -149,24 +221,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one model in this process
     args = parser.parse_args(argv)
 
+    run = run_one_qg if args.task == "qg" else run_one
     if args.one:
-        row = run_one(args.one, args.data, args.device, args.steps, args.batch_size, args.workers or 0,
+        row = run(args.one, args.data, args.device, args.steps, args.batch_size, args.workers or 0,
                       args.repeats, args.threads)  # fmt: skip
         print("RESULT " + json.dumps(row), flush=True)
         return 0
 
-    names = [n.strip() for n in args.models.split(",") if n.strip()]
-    unknown = [n for n in names if n not in MODELS]
-    if unknown:
-        parser.error(f"unknown model(s) {unknown}; choose among {', '.join(MODELS)}")
     import torch
+
+    from jetcloud.qg_train import PRESETS
+
+    known = PRESETS if args.task == "qg" else MODELS
+    models = args.models or (DEFAULT_QG_MODELS if args.task == "qg" else DEFAULT_MODELS)
+    names = [n.strip() for n in models.split(",") if n.strip()]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        parser.error(f"unknown {args.task} model(s) {unknown}; choose among {', '.join(known)}")
 
     devices = ["cpu", "cuda"] if args.device == "auto" and torch.cuda.is_available() else [args.device]
     if args.device == "auto" and not torch.cuda.is_available():
         devices = ["cpu"]
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data
-        if data is None:
+        if data is None and args.task == "jetpointnet":
             t0 = time.perf_counter()
             data = str(write_synthetic(Path(tmp) / "clouds", args.samples, args.length))
             print(f"synthetic point clouds: {args.samples} x {args.length} x 6 in {time.perf_counter() - t0:.1f} s",
@@ -175,8 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         for device in devices:
             for name in names:
                 workers = args.workers if args.workers is not None else (4 if device == "cuda" else 0)
-                cmd = [sys.executable, __file__, "--one", name, "--data", data, "--device", device,
-                       "--workers", str(workers)]  # fmt: skip
+                cmd = [sys.executable, __file__, "--task", args.task, "--one", name, "--device", device,
+                       "--workers", str(workers)] + (["--data", data] if data else [])  # fmt: skip
                 if args.steps:
                     cmd += ["--steps", str(args.steps)]
                 if args.batch_size:
@@ -192,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name} on {device}: {rows[-1]['samples_per_s']:.1f} samples/s "
                       f"({time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
     print()
-    print(f"threads: {rows[0]['threads'] if rows else '?'}, L = {rows[0]['length'] if rows else '?'}")
+    print(f"threads: {rows[0]['threads'] if rows else '?'}")
     print(table(rows))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")

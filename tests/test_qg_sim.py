@@ -198,6 +198,19 @@ def test_chunk_quotas_are_balanced():
     assert qg.chunk_quotas(3, 0, 2) == [(2, 0), (1, 0)]
 
 
+# ---- summaries --------------------------------------------------------------------------------------------------
+def test_hit_table_and_class_means_split_by_label():
+    n_hits = np.array([[1, 10, 100], [3, 30, 300], [5, 50, 500], [7, 70, 700]])
+    labels = np.array([qg.QUARK, qg.QUARK, qg.GLUON, qg.GLUON])
+    table = qg.hit_table(n_hits, labels)
+    assert table["quark"]["ECAL"][1] == 20.0 and table["gluon"]["HCAL"][1] == 600.0
+    assert table["quark"]["track"] == pytest.approx([1.2, 2.0, 2.8])  # linear percentiles 10, 50, 90
+    means = qg.class_means({"pt": np.array([80.0, 100.0, 120.0, 140.0])}, labels, ["pt"])
+    assert means == {"pt_mean_quark": 90.0, "pt_mean_gluon": 130.0}
+    empty = qg.class_means({"pt": np.array([80.0])}, np.array([qg.QUARK]), ["pt"])
+    assert empty["pt_mean_gluon"] == 0.0 and qg.hit_table(n_hits[:1], labels[:1])["gluon"]["track"] == [0.0] * 3
+
+
 # ---- files from the full chain (Pythia) -------------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ import os
 import pickle
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -237,6 +238,20 @@ def test_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path: Path) -> Non
     assert again.start_epoch == 3
     best = train.load_weights(small_pointnet(), tmp_path / "cut/best.pt")
     assert best["epoch"] == result.best_epoch
+
+
+def test_resume_only_with_the_same_settings(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    data = train.ArrayDataset([make_arrays(6, seed=4)])
+    config = train.TrainConfig(epochs=1, batch_size=3, lr=1e-3, progress=False)
+    train.fit(small_pointnet(), data, None, train.MaskedLoss(), config, tmp_path)
+    more = train.fit(small_pointnet(), data, None, train.MaskedLoss(), replace(config, epochs=2), tmp_path)
+    assert more.start_epoch == 1 and more.epochs_done == 2  # more epochs: resumed
+    other = replace(config, epochs=2, lr=1e-2, max_steps_per_epoch=1)
+    with caplog.at_level("WARNING", logger="jetcloud.train.loop"):
+        fresh = train.fit(small_pointnet(), data, None, train.MaskedLoss(), other, tmp_path)
+    assert fresh.start_epoch == 0 and fresh.epochs_done == 2  # other settings: started over
+    assert "lr 0.001 -> 0.01" in caplog.text and "max_steps_per_epoch None -> 1" in caplog.text
+    assert train.load_checkpoint(tmp_path / "last.pt")["config"]["lr"] == 1e-2
 
 
 def test_checkpoint_of_another_model_or_width_is_refused(tmp_path: Path) -> None:

@@ -17,8 +17,9 @@ import numpy as np
 from jetcloud import metrics, paths
 from jetcloud.qg_train import SUMMARY_NAME, read_summary
 
-__all__ = ["PUBLISHED_CMS", "PUBLISHED_PARTICLE", "load_runs", "results_table", "reference_table",
-           "roc_figure", "histories_figure", "auc_versus_figure"]  # fmt: skip
+__all__ = ["PUBLISHED_CMS", "PUBLISHED_PARTICLE", "STRONGER", "GOAL_MARGIN", "GOAL_PARTICLE_AUC", "load_runs",
+           "results_table", "reference_table", "goals", "goals_text", "roc_figure", "histories_figure",
+           "auc_versus_figure"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,15 @@ PUBLISHED_PARTICLE: list[dict[str, Any]] = [
     {"model": "ParT (from scratch)", "acc": "0.840", "auc": "0.9151", "rej50": "41.3", "rej30": "107",
      "status": "[U]"},
 ]  # fmt: skip
+
+
+#: Run-name prefixes of the stronger models (none of the report's architectures).
+STRONGER = ("particlenet", "transformer")
+#: The report's best architecture, which the best stronger model should beat by GOAL_MARGIN in AUC.
+REPORT_BEST = "resnet_pc_1024_m"
+GOAL_MARGIN = 0.02
+#: Particle-level AUC a ParticleNet-style model should reach with the full profile.
+GOAL_PARTICLE_AUC = 0.90
 
 
 def _history(path: Path) -> list[dict[str, float]]:
@@ -103,6 +113,57 @@ def reference_table(rows: Sequence[dict[str, Any]], title: str) -> str:
     lines = [f"**{title}**", "", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     lines += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def goals(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The issue's two goals, measured on ``runs``.
+
+    Detector level: the best stronger model (:data:`STRONGER`) against ``resnet_pc_1024_m`` on the same test jets
+    (met when ahead by :data:`GOAL_MARGIN`; None when either was not trained, and then the best of the report's
+    architectures that were trained is given for context). Particle level: the best ParticleNet-style run against
+    :data:`GOAL_PARTICLE_AUC`. Values are None where a run is missing.
+    """
+    detector = [r for r in runs if r["level"] == "detector"]
+    stronger = [r for r in detector if r["run"].startswith(STRONGER)]
+    report = [r for r in detector if not r["run"].startswith(STRONGER + ("pfn",))]
+    best = max(stronger, key=lambda r: r["auc"], default=None)
+    reference = next((r for r in detector if r["run"] == REPORT_BEST), None)
+    best_report = max(report, key=lambda r: r["auc"], default=None)
+    particlenet = [r for r in runs if r["level"] == "particle" and r["run"].startswith("particlenet")]
+    best_pn = max(particlenet, key=lambda r: r["auc"], default=None)
+    margin = best["auc"] - reference["auc"] if best and reference else None
+    return {
+        "best_stronger_run": best and best["run"], "best_stronger_auc": best and best["auc"],
+        "report_best_run": REPORT_BEST, "report_best_auc": reference and reference["auc"],
+        "margin": margin, "detector_goal_met": None if margin is None else bool(margin >= GOAL_MARGIN),
+        "best_report_trained_run": best_report and best_report["run"],
+        "best_report_trained_auc": best_report and best_report["auc"],
+        "particle_run": best_pn and best_pn["run"], "particle_auc": best_pn and best_pn["auc"],
+        "particle_goal_met": None if best_pn is None else bool(best_pn["auc"] >= GOAL_PARTICLE_AUC),
+    }  # fmt: skip
+
+
+def goals_text(g: dict[str, Any]) -> str:
+    """Markdown bullets stating each goal, what was measured and whether it is met."""
+    verdict = {True: "**met**", False: "**not met**", None: "**not measured**"}
+    if g["best_stronger_run"] is None:
+        detector = "no stronger model (ParticleNet-style, transformer) was trained"
+    elif g["report_best_auc"] is None:
+        trained = (f"; the best of the report's architectures trained here, {g['best_report_trained_run']}, "
+                   f"has {g['best_report_trained_auc']:.4f}") if g["best_report_trained_run"] else ""  # fmt: skip
+        detector = (f"best stronger model {g['best_stronger_run']} AUC {g['best_stronger_auc']:.4f}; "
+                    f"{REPORT_BEST} was not trained in this profile{trained}")  # fmt: skip
+    else:
+        detector = (f"best stronger model {g['best_stronger_run']} AUC {g['best_stronger_auc']:.4f} against "
+                    f"{REPORT_BEST} {g['report_best_auc']:.4f}: margin {g['margin']:+.4f}")  # fmt: skip
+    particle = (f"{g['particle_run']} AUC {g['particle_auc']:.4f}" if g["particle_run"]
+                else "no particle-level ParticleNet-style run")  # fmt: skip
+    return "\n".join([
+        f"- Detector level, goal: the best stronger model beats {REPORT_BEST} by >= {GOAL_MARGIN} AUC on the same "
+        f"jets. Measured: {detector}. {verdict[g['detector_goal_met']]}.",
+        f"- Particle level, goal: a ParticleNet-style model reaches AUC {GOAL_PARTICLE_AUC} (full profile). "
+        f"Measured: {particle}. {verdict[g['particle_goal_met']]}.",
+    ])  # fmt: skip
 
 
 def roc_figure(runs: Sequence[dict[str, Any]]) -> matplotlib.figure.Figure:

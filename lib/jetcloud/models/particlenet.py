@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from jetcloud.models.qg_common import ClassifierBase, check_input, log_transform, point_mask
+from jetcloud.models.qg_common import ClassifierBase, check_input, log_transform, masked_batchnorm, point_mask
 from jetcloud.models.registry import register_model
 
 __all__ = ["EdgeConvBlock", "ParticleNet", "SIZES", "knn"]
@@ -121,13 +121,7 @@ class ParticleNet(ClassifierBase):
         m = mask.unsqueeze(1).to(x.dtype)  # [B, 1, P]
         far = (~mask).unsqueeze(1).to(x.dtype) * _FAR
         points = x[..., self.coord_index].transpose(1, 2) * m + far
-        feats = log_transform(x, self.log_features).transpose(1, 2) * m
-        # BatchNorm over the real points only (the padding would shift the statistics)
-        flat = feats.transpose(1, 2)[mask]
-        normed = torch.zeros_like(feats.transpose(1, 2))
-        if flat.shape[0] > 1 or not self.training:
-            normed[mask] = self.input_bn(flat)
-        feats = normed.transpose(1, 2)
+        feats = masked_batchnorm(self.input_bn, log_transform(x, self.log_features), mask).transpose(1, 2)
         for i, block in enumerate(self.blocks):
             pts = points if i == 0 else feats * m + far
             feats = block(pts, feats) * m

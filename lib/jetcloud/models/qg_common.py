@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["point_mask", "check_input", "masked_pool", "log_transform", "ClassifierBase"]
+__all__ = ["point_mask", "check_input", "masked_pool", "masked_batchnorm", "log_transform", "ClassifierBase"]
 
 POOLINGS = ("mean", "max", "sum")
 
@@ -54,6 +54,16 @@ def masked_pool(h: Tensor, mask: Tensor | None, pooling: str) -> Tensor:
     if pooling == "sum":
         return total
     return total / m.sum(dim=1).clamp(min=1.0)
+
+
+def masked_batchnorm(bn: nn.BatchNorm1d, x: Tensor, mask: Tensor) -> Tensor:
+    """``bn`` over the features of the real points of ``x [B, K, C]`` only (padding would shift the statistics);
+    padding rows come out as zeros. A training batch with fewer than two real points is left at zero."""
+    out = torch.zeros_like(x)
+    flat = x[mask]
+    if flat.shape[0] > 1 or not bn.training:
+        out[mask] = bn(flat)
+    return out
 
 
 def log_transform(x: Tensor, columns: Sequence[int]) -> Tensor:

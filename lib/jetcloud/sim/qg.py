@@ -41,6 +41,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -745,4 +746,18 @@ def hit_table(n_hits: np.ndarray, labels: np.ndarray) -> dict[str, dict[str, lis
             ch: [float(v) for v in np.percentile(h[:, i], [10, 50, 90])] if len(h) else [0.0, 0.0, 0.0]
             for i, ch in enumerate(("track", "ECAL", "HCAL"))
         }
+    return out
+
+
+def class_means(
+    columns: Mapping[str, np.ndarray], labels: np.ndarray, names: Sequence[str] = ("pt", "m0", "n_constituents")
+) -> dict[str, float]:
+    """Per-class means of ``columns[name]``: keys ``<name>_mean_quark`` and ``<name>_mean_gluon`` (0 when a
+    class has no jets)."""
+    labels = np.asarray(labels)
+    out = {}
+    for name in names:
+        values = np.asarray(columns[name])
+        for c, cls in ((QUARK, "quark"), (GLUON, "gluon")):
+            out[f"{name}_mean_{cls}"] = float(values[labels == c].mean()) if np.any(labels == c) else 0.0
     return out

@@ -11,7 +11,8 @@ training loss and reported as ``train_reg``); optionally ``hparams`` (a dict sto
 
 - ``last.pt``: everything needed to resume (model, optimizer, scheduler, AMP scaler, completed epochs, best
   validation loss, early-stopping counter, history, RNG states of every rank, the config), written atomically
-  after every epoch; :func:`fit` resumes from it by default;
+  after every epoch; :func:`fit` resumes from it by default when it was written with the same settings (only
+  :data:`RESUMABLE_CHANGES`, such as more ``epochs``, may differ; otherwise training starts over);
 - ``best.pt``: model weights of the epoch with the lowest validation loss (train loss without a validation set);
 - ``history.csv``: one row per epoch: ``epoch, train_loss, train_reg, val_loss, <metrics>, lr, epoch_s,
   samples_per_s, data_wait_frac`` (the share of the training time spent waiting for the next batch).
@@ -67,6 +68,8 @@ __all__ = [
     "FitResult",
     "NonFiniteLossError",
     "CheckpointMismatchError",
+    "RESUMABLE_CHANGES",
+    "changed_settings",
     "fit",
     "evaluate",
     "predict",
@@ -303,6 +306,17 @@ def unwrap(model: nn.Module) -> nn.Module:
 # --------------------------------------------------------------------------------------------------------------
 # checkpoints
 # --------------------------------------------------------------------------------------------------------------
+
+
+#: TrainConfig fields a resumed run may change (all others must match the checkpoint's, else training starts over).
+RESUMABLE_CHANGES = frozenset({"epochs", "progress", "num_workers", "device", "checkpoint"})
+
+
+def changed_settings(saved: Mapping[str, Any], config: TrainConfig) -> list[str]:
+    """``"name: old -> new"`` for every setting of ``config`` that differs from the checkpoint's ``saved`` config
+    (ignoring :data:`RESUMABLE_CHANGES`)."""
+    names = [f.name for f in fields(TrainConfig) if f.name not in RESUMABLE_CHANGES and f.name in saved]
+    return [f"{k} {saved[k]!r} -> {getattr(config, k)!r}" for k in names if saved[k] != getattr(config, k)]
 
 
 def model_spec(model: nn.Module) -> dict[str, Any]:
@@ -602,7 +616,9 @@ def fit(
         out_dir: where ``last.pt``, ``best.pt`` and ``history.csv`` go.
         metrics: extra validation metrics ``name -> fn(pred, target) -> scalar tensor`` (history columns
             ``val_<name>``).
-        resume: continue from ``out_dir/last.pt`` when it exists (else it is overwritten); never with
+        resume: continue from ``out_dir/last.pt`` when it exists and was written with the same settings (only
+            :data:`RESUMABLE_CHANGES` may differ, e.g. more ``epochs``); otherwise, or with ``resume=False``,
+            training starts over and overwrites it (a warning names the changed settings). Never with
             ``config.checkpoint=False``.
         callbacks: ``fn(epoch, row)`` called on every rank after each epoch (after the checkpoint is written).
     """
@@ -638,9 +654,15 @@ def _fit(
     last_path, best_path, history_path = out_dir / LAST_NAME, out_dir / BEST_NAME, out_dir / HISTORY_NAME
 
     start_epoch, history, best, best_epoch, bad_epochs, stopped = 0, [], math.inf, None, 0, False
+    checkpoint = None
     if resume and config.checkpoint and last_path.is_file():
         checkpoint = load_checkpoint(last_path, map_location=device)
         _check_model(checkpoint, inner, last_path)
+        diffs = changed_settings(checkpoint.get("config") or {}, config)
+        if diffs:
+            log.warning("%s was written with other settings (%s): starting over", last_path, "; ".join(diffs))
+            checkpoint = None
+    if checkpoint is not None:
         inner.load_state_dict(checkpoint["model_state"])
         optimizer.load_state_dict(checkpoint["optimizer_state"])
         if scheduler is not None and checkpoint.get("scheduler_state") is not None:
@@ -657,12 +679,6 @@ def _fit(
             log.warning("checkpoint written by %d process(es), resuming with %d: RNG streams re-seeded", len(states),
                         ctx.world)  # fmt: skip
             torch.manual_seed(config.seed + 1000 * start_epoch + ctx.rank)
-        changed = {f.name for f in fields(TrainConfig)} - {"epochs", "progress", "num_workers", "device", "checkpoint"}
-        saved = checkpoint.get("config") or {}
-        diffs = [k for k in sorted(changed) if k in saved and saved[k] != getattr(config, k)]
-        if diffs:
-            log.warning("resuming %s with changed settings: %s", last_path,
-                        ", ".join(f"{k} {saved[k]!r} -> {getattr(config, k)!r}" for k in diffs))  # fmt: skip
         log.info("resuming from %s after epoch %d", last_path, start_epoch)
     else:
         seed = config.seed + ctx.rank

@@ -1,0 +1,65 @@
+"""jetcloud.qg_compare (notebook 08): loading the runs of notebook 07, the tables, the goal verdicts, the figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+
+from jetcloud import qg_compare, qg_train
+
+matplotlib.use("Agg")
+
+
+def write_run(root: Path, name: str, auc_shift: float, level: str = "detector", scores: bool = True) -> None:
+    """A run directory as notebook 07 writes it, with scores whose AUC grows with ``auc_shift``."""
+    rng = np.random.default_rng(len(name))
+    labels = np.repeat([0, 1], 200)
+    s = 1 / (1 + np.exp(-(rng.normal(size=400) + auc_shift * labels)))
+    out = root / name
+    summary = {"model": name.removesuffix("_particle"), "level": level, "k": 200, "params": 1000, "epochs": 2,
+               "train_seconds": 3.0, **qg_train.summarize(labels, s)}  # fmt: skip
+    qg_train.write_summary(out, summary)
+    (out / "history.csv").write_text("epoch,train_loss,val_loss,val_acc\n1,0.7,0.69,0.5\n2,0.6,0.62,0.66\n")
+    if scores:
+        qg_train.write_scores(out, "test", labels, s)
+
+
+def test_runs_tables_and_goals(tmp_path):
+    write_run(tmp_path, "mlp", 1.0)
+    write_run(tmp_path, "particlenet_lite", 2.0)
+    write_run(tmp_path, "particlenet_lite_particle", 2.5, level="particle")
+    write_run(tmp_path, "broken", 1.0, scores=False)  # no scores_test.npz: skipped with a warning
+    runs = qg_compare.load_runs("unused", tmp_path)
+    assert [r["run"] for r in runs] == ["mlp", "particlenet_lite", "particlenet_lite_particle"]
+    assert runs[0]["history"][1] == {"epoch": 2.0, "train_loss": 0.6, "val_loss": 0.62, "val_acc": 0.66}
+    table = qg_compare.results_table(runs).splitlines()
+    assert len(table) == 2 + 3 and table[3].startswith("| particlenet_lite | detector | 200 | 1,000 |")
+
+    goal = qg_compare.goals(runs)  # ResNet_PC_1024_M not trained: the detector goal is not measured
+    assert goal["best_stronger_run"] == "particlenet_lite" and goal["detector_goal_met"] is None
+    assert goal["best_report_trained_run"] == "mlp" and goal["margin"] is None
+    assert goal["particle_run"] == "particlenet_lite_particle"
+    assert goal["particle_goal_met"] == (goal["particle_auc"] >= qg_compare.GOAL_PARTICLE_AUC)
+    text = qg_compare.goals_text(goal)
+    assert "resnet_pc_1024_m was not trained in this profile" in text and "**not measured**" in text
+
+    write_run(tmp_path, "resnet_pc_1024_m", 1.5)
+    goal = qg_compare.goals(qg_compare.load_runs("unused", tmp_path))
+    assert goal["margin"] == goal["best_stronger_auc"] - goal["report_best_auc"]
+    assert goal["detector_goal_met"] == (goal["margin"] >= qg_compare.GOAL_MARGIN)
+    assert "margin +" in qg_compare.goals_text(goal)
+
+    for figure in (qg_compare.roc_figure(runs), qg_compare.histories_figure(runs), qg_compare.auc_versus_figure(runs)):
+        assert figure.axes
+        matplotlib.pyplot.close(figure)
+
+
+def test_no_runs_and_reference_tables(tmp_path):
+    assert qg_compare.load_runs("unused", tmp_path / "missing") == []
+    assert qg_compare.goals([])["particle_goal_met"] is None
+    assert "no stronger model" in qg_compare.goals_text(qg_compare.goals([]))
+    ref = qg_compare.reference_table(qg_compare.PUBLISHED_CMS, "Reference").splitlines()
+    assert ref[0] == "**Reference**" and len(ref) == 4 + len(qg_compare.PUBLISHED_CMS)
+    assert "0.7780" in ref[4]  # the report's MLP on the real CMS jets
