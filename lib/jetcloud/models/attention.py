@@ -21,8 +21,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from jetcloud.models.layers import ConcatPointMLP, PackedPoints, PointMLP, as_int_tuple, point_mask, scaled_width
-from jetcloud.models.pointnet import _GLOBAL, _HEAD, apply_output, check_feature_index, check_output_mode
+from jetcloud.models.layers import ConcatPointMLP, PackedPoints, PointMLP, as_int_tuple, point_mask
+from jetcloud.models.pointnet import apply_output, init_point_io
 from jetcloud.models.registry import register_model
 
 __all__ = ["PointNetAttentionSegmentation"]
@@ -70,27 +70,15 @@ class PointNetAttentionSegmentation(nn.Module):
         bn_eps: float = 1e-3,
     ) -> None:
         super().__init__()
-        in_features = int(in_features)
-        if in_features < 1:
-            raise ValueError(f"in_features must be >= 1, got {in_features}")
         if not size_factor > 0:
             raise ValueError(f"size_factor must be > 0, got {size_factor}")
         embed_widths = as_int_tuple(embed_widths, "embed_widths")
         d_model = embed_widths[-1]
         if num_layers < 1 or nhead < 1 or d_model % nhead:
             raise ValueError(f"need num_layers >= 1 and d_model ({d_model}) divisible by nhead ({nhead})")
-        self.in_features = in_features
-        self.energy_index = check_feature_index(energy_index, in_features, "energy_index")
-        self.type_index = check_feature_index(type_index, in_features, "type_index")
-        self.padding_type = float(padding_type)
-        self.output = check_output_mode(output)
-        if self.output == "tssr_energy" and self.energy_index is None:
-            raise ValueError("output='tssr_energy' needs energy_index")
-        self.tssr_a, self.tssr_b = float(tssr_a), float(tssr_b)
-        global_widths = as_int_tuple(global_widths, "global_widths") or tuple(
-            scaled_width(w, size_factor) for w in _GLOBAL
-        )
-        head_widths = as_int_tuple(head_widths, "head_widths") or tuple(scaled_width(w, size_factor) for w in _HEAD)
+        global_widths, head_widths = init_point_io(self, in_features, energy_index, type_index, padding_type, output,
+                                                   tssr_a, tssr_b, size_factor, global_widths, head_widths)  # fmt: skip
+        in_features = self.in_features
         bn = {"bn_momentum": float(bn_momentum), "bn_eps": float(bn_eps)}
 
         widths = [in_features, *embed_widths]

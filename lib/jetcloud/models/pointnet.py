@@ -51,7 +51,7 @@ from jetcloud.models.layers import (
 )
 from jetcloud.models.registry import register_model
 
-__all__ = ["TNet", "PointNetSegmentation", "OUTPUT_MODES", "check_output_mode", "apply_output"]
+__all__ = ["TNet", "PointNetSegmentation", "OUTPUT_MODES", "check_output_mode", "apply_output", "init_point_io"]
 
 #: ``tssr_energy``: TSSR(logit) x energy column (report); ``tssr``: TSSR(logit), a fraction-like output;
 #: ``logit``: the raw logit (HEAD-style binary segmentation, use a BCE-with-logits loss).
@@ -67,6 +67,30 @@ def check_output_mode(output: str) -> str:
     if output not in OUTPUT_MODES:
         raise ValueError(f"unknown output mode {output!r}; expected one of {', '.join(OUTPUT_MODES)}")
     return output
+
+
+def init_point_io(
+    module: nn.Module, in_features: int, energy_index: int | None, type_index: int | None, padding_type: float,
+    output: str, tssr_a: float, tssr_b: float, size_factor: float,
+    global_widths: Sequence[int] | None, head_widths: Sequence[int] | None,
+) -> tuple[tuple[int, ...], tuple[int, ...]]:  # fmt: skip
+    """Checks and attributes shared by the per-point regressors (PointNet, attention): ``in_features``, the
+    energy / type columns, ``padding_type``, the output mode and TSSR constants. Returns the global and head
+    widths (given, or the report's scaled by ``size_factor``)."""
+    in_features = int(in_features)
+    if in_features < 1:
+        raise ValueError(f"in_features must be >= 1, got {in_features}")
+    module.in_features = in_features
+    module.energy_index = check_feature_index(energy_index, in_features, "energy_index")
+    module.type_index = check_feature_index(type_index, in_features, "type_index")
+    module.padding_type = float(padding_type)
+    module.output = check_output_mode(output)
+    if module.output == "tssr_energy" and module.energy_index is None:
+        raise ValueError("output='tssr_energy' needs energy_index")
+    module.tssr_a, module.tssr_b = float(tssr_a), float(tssr_b)
+    scaled = [tuple(scaled_width(w, size_factor) for w in base) for base in (_GLOBAL, _HEAD)]
+    return (as_int_tuple(global_widths, "global_widths") or scaled[0],
+            as_int_tuple(head_widths, "head_widths") or scaled[1])  # fmt: skip
 
 
 def apply_output(logit: Tensor, energy: Tensor, output: str, a: float, b: float) -> Tensor:
@@ -192,27 +216,15 @@ class PointNetSegmentation(nn.Module):
         bn_eps: float = 1e-3,
     ) -> None:
         super().__init__()
-        in_features = int(in_features)
-        if in_features < 1:
-            raise ValueError(f"in_features must be >= 1, got {in_features}")
         if not (size_factor > 0 and tnet_size_factor > 0):
             raise ValueError(f"size factors must be > 0, got {size_factor}, {tnet_size_factor}")
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        self.in_features = in_features
-        self.energy_index = check_feature_index(energy_index, in_features, "energy_index")
-        self.type_index = check_feature_index(type_index, in_features, "type_index")
-        self.padding_type = float(padding_type)
-        self.output = check_output_mode(output)
-        if self.output == "tssr_energy" and self.energy_index is None:
-            raise ValueError("output='tssr_energy' needs energy_index")
+        global_widths, head_widths = init_point_io(self, in_features, energy_index, type_index, padding_type, output,
+                                                   tssr_a, tssr_b, size_factor, global_widths, head_widths)  # fmt: skip
+        in_features = self.in_features
         self.mask_padding = bool(mask_padding) and self.type_index is not None
-        self.tssr_a, self.tssr_b = float(tssr_a), float(tssr_b)
         point_widths = as_int_tuple(point_widths, "point_widths")
-        global_widths = as_int_tuple(global_widths, "global_widths") or tuple(
-            scaled_width(w, size_factor) for w in _GLOBAL
-        )
-        head_widths = as_int_tuple(head_widths, "head_widths") or tuple(scaled_width(w, size_factor) for w in _HEAD)
         tnet_conv = tuple(scaled_width(w, tnet_size_factor) for w in _TNET_CONV)
         tnet_dense = tuple(scaled_width(w, tnet_size_factor) for w in _TNET_DENSE)
         bn = {"bn_momentum": float(bn_momentum), "bn_eps": float(bn_eps)}
