@@ -313,7 +313,7 @@ RESUMABLE_CHANGES = frozenset({"epochs", "progress", "num_workers", "device", "c
 
 
 def changed_settings(saved: Mapping[str, Any], config: TrainConfig) -> list[str]:
-    """``"name: old -> new"`` for every setting of ``config`` that differs from the checkpoint's ``saved`` config
+    """``"name old -> new"`` for every setting of ``config`` that differs from the checkpoint's ``saved`` config
     (ignoring :data:`RESUMABLE_CHANGES`)."""
     names = [f.name for f in fields(TrainConfig) if f.name not in RESUMABLE_CHANGES and f.name in saved]
     return [f"{k} {saved[k]!r} -> {getattr(config, k)!r}" for k in names if saved[k] != getattr(config, k)]
