@@ -129,4 +129,8 @@ def test_convert_e2e_bad_input_leaves_nothing(tmp_path) -> None:
         qp.convert_e2e(src, tmp_path / "out", workers=1, progress=False, compression="zstd")
     with pytest.raises(FileNotFoundError, match="QG7.h5"):
         qp.read_qg(tmp_path / "QG7.h5")
+    with h5py.File(src, "r+") as f:
+        f["test_meta"][1, 2] = 2.0  # a label that is neither gluon (0) nor quark (1)
+    with pytest.raises(ValueError, match=r"qg\.h5:test_meta\[0:\] column 2: labels must be 0 .* found \[2\.\]"):
+        qp.convert_e2e(src, tmp_path / "out", ks=(50,), workers=1, progress=False)
     assert not (tmp_path / "out").exists()

@@ -126,6 +126,15 @@ def channel_hit_counts(images: np.ndarray) -> np.ndarray:
     return (np.asarray(images) > 0).sum(axis=(1, 2)).astype(np.int64)
 
 
+def check_labels(labels: np.ndarray, where: str) -> np.ndarray:
+    """``labels`` as int64, after checking that each is 0 (gluon) or 1 (quark); ``ValueError`` naming ``where``."""
+    labels = np.asarray(labels)
+    bad = ~np.isin(labels, (0, 1))
+    if bad.any():
+        raise ValueError(f"{where}: labels must be 0 (gluon) or 1 (quark); found {np.unique(labels[bad])[:5]}")
+    return labels.astype(np.int64)
+
+
 def check_ks(ks: Sequence[int], max_hit: int) -> list[int]:
     """The K values as ints, each checked against ``max_hit``."""
     out = [int(k) for k in ks]
@@ -163,6 +172,7 @@ def _chunk_points(chunk: _Chunk, *, ks: tuple[int, ...], descending: bool, label
 
     images, meta = read_e2e(chunk.path, chunk.split, chunk.start, chunk.stop)
     where = f"{chunk.path}:{chunk.split}_jet[{chunk.start}:]"
+    check_labels(meta[:, label_column], f"{chunk.path}:{chunk.split}_meta[{chunk.start}:] column {label_column}")
     points, n_hits = images_to_points(images, None, min_width=max(ks), where=where)
     return {
         "points": points[:, : int(n_hits.max(initial=0))],

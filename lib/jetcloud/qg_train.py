@@ -51,7 +51,7 @@ from torch import Tensor, nn
 
 from jetcloud import metrics, paths
 from jetcloud.io.atomic import atomic_path, write_text
-from jetcloud.qg_pointcloud import QG_FEATURES, read_qg, trim_top_k
+from jetcloud.qg_pointcloud import QG_FEATURES, check_labels, read_qg, trim_top_k
 
 __all__ = [
     "PRESETS",
@@ -192,14 +192,6 @@ def split_train_val(n: int, val_fraction: float = 0.1, seed: int = 0) -> tuple[n
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
-def _labels(y: np.ndarray, where: str) -> np.ndarray:
-    y = np.asarray(y)
-    bad = ~np.isin(y, (0, 1))
-    if bad.any():
-        raise ValueError(f"{where}: labels must be 0 (gluon) or 1 (quark); found {np.unique(y[bad])[:5]}")
-    return y.astype(np.int64)
-
-
 def _detector_arrays(directory: Path, k: int) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], str]:
     files = {int(m.group(1)): p for p in directory.glob("QG*.h5") if (m := re.fullmatch(r"QG(\d+)\.h5", p.name))}
     if not files:
@@ -302,7 +294,7 @@ def load_data(
         features = tuple(QG_FEATURES)
     x_train, y_train = arrays["train"]
     x_test, y_test = arrays["test"]
-    y_train, y_test = _labels(y_train, f"{src} train"), _labels(y_test, f"{src} test")
+    y_train, y_test = check_labels(y_train, f"{src} train"), check_labels(y_test, f"{src} test")
     train_idx, val_idx = split_train_val(len(x_train), val_fraction, split_seed)
 
     def dataset(x: np.ndarray, y: np.ndarray) -> ArrayDataset:
