@@ -242,9 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown {args.task} model(s) {unknown}; choose among {', '.join(known)}")
 
-    devices = ["cpu", "cuda"] if args.device == "auto" and torch.cuda.is_available() else [args.device]
-    if args.device == "auto" and not torch.cuda.is_available():
-        devices = ["cpu"]
+    devices = [args.device] if args.device != "auto" else ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data
         if data is None and args.task == "jetpointnet":
