@@ -1,4 +1,4 @@
-"""Regenerate ``lib/jetcloud/data/builtin_geometry.csv`` from the real ATLAS Run-2 cell geometry.
+"""Regenerate ``lib/jetcloud/atlas/data/builtin_geometry.csv`` from the real ATLAS Run-2 cell geometry.
 
 Usage::
 
@@ -18,14 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from jetcloud.geometry import SAMPLING_NAMES
-from jetcloud.paths import atlas_geometry_file
-from jetcloud.sim.geometry import (
+from jetcloud.atlas.cellgeo import (
     BUILTIN_TABLE,
     CaloGeometry,
     derive_region_table,
     write_region_table,
 )
+from jetcloud.atlas.layers import SAMPLING_NAMES
+from jetcloud.paths import atlas_geometry_file
 
 log = logging.getLogger("derive_builtin_geometry")
 

@@ -28,15 +28,17 @@ import numpy as np
 
 def _measure(files: list[str], geometry: str, step_size: int) -> dict:
     """One measurement in this process: both stages on one worker; returns figures and this process's peak RSS."""
-    from jetcloud import pointcloud, samples
+    from jetcloud.atlas import pointcloud, samples
 
     with tempfile.TemporaryDirectory() as tmp:
         t0, c0 = time.perf_counter(), time.process_time()
-        summary = samples.build_samples(files, geometry, Path(tmp) / "samples", step_size=step_size, workers=1,
-                                        progress=False, manifest=False)  # fmt: skip
+        summary = samples.build_samples(
+            files, geometry, Path(tmp) / "samples", step_size=step_size, workers=1, progress=False, manifest=False
+        )
         c1 = time.process_time()
-        meta = pointcloud.build_atlas_point_clouds(Path(tmp) / "samples", Path(tmp) / "points", workers=1,
-                                             progress=False)  # fmt: skip
+        meta = pointcloud.build_atlas_point_clouds(
+            Path(tmp) / "samples", Path(tmp) / "points", workers=1, progress=False
+        )
         t2, c2 = time.perf_counter(), time.process_time()
     rep = summary["report"]
     return {
@@ -54,9 +56,9 @@ def _measure(files: list[str], geometry: str, step_size: int) -> dict:
 
 def _scaled_file(files: list[str], scale: int, out: Path) -> Path:
     """One MLTree file with the JetPointNet branches of ``files`` repeated ``scale`` times (streamed)."""
-    from jetcloud.io.mltree import iterate_events
-    from jetcloud.io.mltree_schema import JETPOINTNET_BRANCHES
-    from jetcloud.sim.writers import MLTreeWriter
+    from jetcloud.atlas.mltree import iterate_events
+    from jetcloud.atlas.mltree_schema import JETPOINTNET_BRANCHES
+    from jetcloud.atlas.sim.writers import MLTreeWriter
 
     offset = 0
     with MLTreeWriter(out, branches=JETPOINTNET_BRANCHES) as writer:

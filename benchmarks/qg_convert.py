@@ -2,8 +2,8 @@
 
     python benchmarks/qg_convert.py [--input data/raw/demo/qg/quark_gluon.h5] [--ks 200 800] [--workers 1]
 
-Times (1) reading every image of the file with h5py (``jetcloud.io.e2e.iter_e2e``, the floor any conversion
-pays) and (2) the whole conversion (``jetcloud.qg_pointcloud.convert_e2e``: hit counts, point clouds, top-K
+Times (1) reading every image of the file with h5py (``jetcloud.qg.e2e.iter_e2e``, the floor any conversion
+pays) and (2) the whole conversion (``jetcloud.qg.pointcloud.convert_e2e``: hit counts, point clouds, top-K
 for each K, compressed HDF5 output), each in a fresh process so that its peak RSS is its own. Prints jets per
 second, the conversion / read time ratio (target: <= 1.5 on one worker) and peak memory. Without an input file
 it first writes a synthetic E2E file of ``--jets`` random sparse jets (hit densities like the simulated ones).
@@ -24,7 +24,7 @@ import numpy as np
 
 
 def _read(path: str) -> dict:
-    from jetcloud.io.e2e import iter_e2e
+    from jetcloud.qg.e2e import iter_e2e
 
     t0, c0, n = time.perf_counter(), time.process_time(), 0
     for split in ("train", "test"):
@@ -34,7 +34,7 @@ def _read(path: str) -> dict:
 
 
 def _convert(path: str, ks: list[int], workers: int) -> dict:
-    from jetcloud.qg_pointcloud import convert_e2e
+    from jetcloud.qg.pointcloud import convert_e2e
 
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
@@ -44,7 +44,7 @@ def _convert(path: str, ks: list[int], workers: int) -> dict:
 
 
 def _synthetic(path: Path, n: int, seed: int = 1) -> None:
-    from jetcloud.io.e2e import E2EWriter
+    from jetcloud.qg.e2e import E2EWriter
 
     rng = np.random.default_rng(seed)
     n_test = n // 10
@@ -88,10 +88,14 @@ def main(argv: list[str] | None = None) -> int:
         read = _child(["read", str(path)])
         conv = _child(["convert", str(path), str(args.workers), *map(str, args.ks)])
     print(f"input: {path.name}, {read['jets']} jets, {size_mb:.0f} MB; K = {args.ks}; max_hit {conv['max_hit']}")
-    print(f"raw HDF5 read : {read['jets'] / read['wall_s']:8.0f} jets/s  ({read['wall_s']:.1f} s, "
-          f"peak RSS {read['peak_rss_mb']:.0f} MB)")  # fmt: skip
-    print(f"conversion    : {conv['jets'] / conv['wall_s']:8.0f} jets/s  ({conv['wall_s']:.1f} s with {args.workers} "
-          f"worker(s), peak RSS {conv['peak_rss_mb']:.0f} MB in the main process)")  # fmt: skip
+    print(
+        f"raw HDF5 read : {read['jets'] / read['wall_s']:8.0f} jets/s  ({read['wall_s']:.1f} s, "
+        f"peak RSS {read['peak_rss_mb']:.0f} MB)"
+    )
+    print(
+        f"conversion    : {conv['jets'] / conv['wall_s']:8.0f} jets/s  ({conv['wall_s']:.1f} s with {args.workers} "
+        f"worker(s), peak RSS {conv['peak_rss_mb']:.0f} MB in the main process)"
+    )
     print(f"ratio         : {conv['wall_s'] / read['wall_s']:8.2f} x the read time (target <= 1.5)")
     return 0
 

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 
-from jetcloud.sim.pipeline import SimConfig, cached_geometry, simulate
+from jetcloud.atlas.sim.pipeline import SimConfig, cached_geometry, simulate
 from jetcloud.sim.pythia import EventGenerator, chunk_seed, make_pythia
 
 
@@ -52,24 +52,29 @@ def main(argv: list[str] | None = None) -> int:
         t_par = time.perf_counter() - t0
         print(f"Pythia only      : {args.events / t_par:8.1f} events/s  (PythiaParallel, {args.workers} threads)")
 
-    config = SimConfig(process=args.process, n_events=args.events, seed=args.seed, chunk_size=args.chunk_size,
-                       geometry=args.geometry)  # fmt: skip
+    config = SimConfig(
+        process=args.process, n_events=args.events, seed=args.seed, chunk_size=args.chunk_size, geometry=args.geometry
+    )
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         summary = simulate(config, tmp, workers=args.workers, progress=False)
         t_full = time.perf_counter() - t0
     cpu = summary["cpu_seconds"]
     per_event = {k: 1e3 * v / args.events for k, v in cpu.items()}
-    print(f"full simulation  : {args.events / t_full:8.1f} events/s  ({1e3 * t_full / args.events:.1f} ms/event wall, "
-          f"{args.workers} worker(s))")  # fmt: skip
+    print(
+        f"full simulation  : {args.events / t_full:8.1f} events/s  ({1e3 * t_full / args.events:.1f} ms/event wall, "
+        f"{args.workers} worker(s))"
+    )
     detector = cpu["total"] - cpu["generate"]
     print(f"detector overhead: {100 * detector / cpu['generate']:.0f}% of Pythia's own time (target <= 50%)")
     print("per-stage CPU (ms/event): " + ", ".join(f"{k} {v:.1f}" for k, v in per_event.items()))
     self_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"peak RSS         : {self_mb:.0f} MiB (this process), {child_mb:.0f} MiB (largest worker)")
-    print(f"output           : {summary['n_tracks']} tracks, {summary['n_clusters']} clusters, "
-          f"{summary['n_cluster_cells']} cluster cells")  # fmt: skip
+    print(
+        f"output           : {summary['n_tracks']} tracks, {summary['n_clusters']} clusters, "
+        f"{summary['n_cluster_cells']} cluster cells"
+    )
     return 0
 
 

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from jetcloud.sim import qg
+from jetcloud.qg import simulate as qg
 
 
 def _report(name: str, summary: dict, n_jets: int, wall: float) -> None:
@@ -26,11 +26,15 @@ def _report(name: str, summary: dict, n_jets: int, wall: float) -> None:
     events = sum(summary["n_events"].values())
     total = cpu["chunks"] + cpu["write"]
     parts = {k: cpu.get(k, 0.0) for k in ("pythia", "jets", "detector", "write")}
-    print(f"{name:15s}: {n_jets / wall:8.1f} jets/s wall ({n_jets} jets, {wall:.1f} s), "
-          f"{1e3 * total / n_jets:.1f} ms CPU per jet")  # fmt: skip
+    print(
+        f"{name:15s}: {n_jets / wall:8.1f} jets/s wall ({n_jets} jets, {wall:.1f} s), "
+        f"{1e3 * total / n_jets:.1f} ms CPU per jet"
+    )
     print("                 CPU per jet: " + ", ".join(f"{k} {1e3 * v / n_jets:.2f} ms" for k, v in parts.items()))
-    print(f"                 Pythia's share {100 * cpu['pythia'] / total:.0f}% of the CPU time; "
-          f"{events / n_jets:.2f} events per kept jet ({1e3 * cpu['pythia'] / events:.2f} ms per event)")  # fmt: skip
+    print(
+        f"                 Pythia's share {100 * cpu['pythia'] / total:.0f}% of the CPU time; "
+        f"{events / n_jets:.2f} events per kept jet ({1e3 * cpu['pythia'] / events:.2f} ms per event)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,8 +48,9 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         if args.image_jets:
-            cfg = qg.ImageConfig(n_quark=args.image_jets, n_gluon=args.image_jets, seed=args.seed,
-                                 chunk_jets=args.chunk_jets)  # fmt: skip
+            cfg = qg.ImageConfig(
+                n_quark=args.image_jets, n_gluon=args.image_jets, seed=args.seed, chunk_jets=args.chunk_jets
+            )
             t0 = time.perf_counter()
             summary = qg.simulate_images(cfg, Path(tmp) / "qg.h5", workers=args.workers, progress=False)
             wall = time.perf_counter() - t0
@@ -53,8 +58,9 @@ def main(argv: list[str] | None = None) -> int:
             size = (Path(tmp) / "qg.h5").stat().st_size
             print(f"                 HDF5 size {size / 2 / args.image_jets / 1e3:.1f} kB per jet (gzip)")
         if args.particle_jets:
-            cfg = qg.ParticleConfig(n_quark=args.particle_jets, n_gluon=args.particle_jets, seed=args.seed,
-                                    chunk_jets=args.chunk_jets)  # fmt: skip
+            cfg = qg.ParticleConfig(
+                n_quark=args.particle_jets, n_gluon=args.particle_jets, seed=args.seed, chunk_jets=args.chunk_jets
+            )
             t0 = time.perf_counter()
             summary = qg.simulate_particles(cfg, Path(tmp) / "qg.npz", workers=args.workers, progress=False)
             wall = time.perf_counter() - t0

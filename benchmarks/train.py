@@ -22,7 +22,7 @@ Columns: ``samples/s`` (training samples per second of the fastest measured epoc
 the process on CPU, ``torch.cuda.max_memory_allocated`` on CUDA). For reference, the original trained a
 3.1 M-parameter model at ~300 samples/s on an RTX 2080 Ti (batch 128, 0.42 s per step).
 
-``--task qg`` measures the quark/gluon classifiers of :mod:`jetcloud.qg_train` the same way, each with its
+``--task qg`` measures the quark/gluon classifiers of :mod:`jetcloud.qg.train` the same way, each with its
 training preset (optimizer, learning rate, batch size; AMP on CUDA only) and the report's K for its name
 (``qg_train.default_k``). ``--data`` is a directory of ``QG{K}.h5`` files (notebook 06); without it each model
 gets synthetic clouds of K points x 5 features (track pT, ECAL, HCAL, column, row) in the original's ascending
@@ -52,15 +52,17 @@ MODELS: dict[str, tuple[str, dict, int, int, int]] = {
 }
 DEFAULT_MODELS = "small,f1,report,attention"
 #: quark/gluon models measured by default with ``--task qg`` (every preset is accepted with --models)
-DEFAULT_QG_MODELS = ("mlp,pfn,sparse_cnn_200,sparse_cnn_800,resnet_pc_256_s,resnet_pc_1024_m,particlenet_lite,"
-                     "particlenet,transformer_small,transformer")  # fmt: skip
+DEFAULT_QG_MODELS = (
+    "mlp,pfn,sparse_cnn_200,sparse_cnn_800,resnet_pc_256_s,resnet_pc_1024_m,particlenet_lite,"
+    "particlenet,transformer_small,transformer"
+)
 #: full-size models left out of the default list on a CPU (particlenet: 8 samples/s on 2 cores, 12 minutes)
 GPU_DEFAULT_ONLY = ("particlenet", "transformer")
 QG_STEPS = {"cpu": 5, "cuda": 50}  # default steps per epoch for --task qg
 
 
 def write_synthetic(root: Path, n_samples: int, length: int, chunk: int = 512, seed: int = 0) -> Path:
-    """Synthetic point clouds with the npz layout of jetcloud.pointcloud (uncompressed, memory-mappable)."""
+    """Synthetic point clouds with the npz layout of jetcloud.atlas.pointcloud (uncompressed, memory-mappable)."""
     rng = np.random.default_rng(seed)
     (root / "train").mkdir(parents=True, exist_ok=True)
     files = []
@@ -85,8 +87,14 @@ def write_synthetic(root: Path, n_samples: int, length: int, chunk: int = 512, s
         name = f"train/chunk_{start // chunk:03d}.npz"
         np.savez(root / name, feats=feats, focus_labels=labels, track_pt=rng.uniform(1, 50, n).astype(np.float32))
         files.append(name)
-    meta = {"length": length, "features": ["x", "y", "z", "distance_to_track", "energy", "type"], "n_features": 6,
-            "labels": ["focus_labels"], "files": {"train": files}, "synthetic": True}  # fmt: skip
+    meta = {
+        "length": length,
+        "features": ["x", "y", "z", "distance_to_track", "energy", "type"],
+        "n_features": 6,
+        "labels": ["focus_labels"],
+        "files": {"train": files},
+        "synthetic": True,
+    }
     (root / "point_cloud_meta.json").write_text(json.dumps(meta))
     return root
 
@@ -104,17 +112,24 @@ def synthetic_qg(n: int, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]
 
 
 def run_one_qg(
-    name: str, data: str | None, device: str, steps: int | None, batch: int | None, workers: int, repeats: int = 2,
+    name: str,
+    data: str | None,
+    device: str,
+    steps: int | None,
+    batch: int | None,
+    workers: int,
+    repeats: int = 2,
     threads: int | None = None,
-) -> dict:  # fmt: skip
+) -> dict:
     """Quark/gluon model ``name`` with its preset for (1 + repeats) epochs; the fastest measured epoch."""
     import torch
 
     if threads:
         torch.set_num_threads(threads)
 
-    from jetcloud import models, qg_train, train
-    from jetcloud.qg_pointcloud import QG_FEATURES
+    from jetcloud import models, train
+    from jetcloud.qg import train as qg_train
+    from jetcloud.qg.pointcloud import QG_FEATURES
 
     dev = train.resolve_device(device)
     settings = qg_train.preset(name, batch_size=batch)
@@ -127,13 +142,28 @@ def run_one_qg(
     else:
         x, y = synthetic_qg(n, qg_train.default_k(name))
         none = np.zeros(0, np.int64)
-        qg = qg_train.QGData(train.ArrayDataset([{"X": x, "Y": y}], input_key="X", target_key="Y"), None, None,
-                             none, none, x.shape[1], tuple(QG_FEATURES), "detector", "synthetic")  # fmt: skip
+        qg = qg_train.QGData(
+            train.ArrayDataset([{"X": x, "Y": y}], input_key="X", target_key="Y"),
+            None,
+            None,
+            none,
+            none,
+            x.shape[1],
+            tuple(QG_FEATURES),
+            "detector",
+            "synthetic",
+        )
     torch.manual_seed(0)
     model = models.get_model(name, **qg_train.model_kwargs(name, qg))
     counts = models.parameter_counts(model)
-    settings.update(epochs=1 + repeats, max_steps_per_epoch=steps, progress=False, checkpoint=False, device=device,
-                    num_workers=workers)  # fmt: skip
+    settings.update(
+        epochs=1 + repeats,
+        max_steps_per_epoch=steps,
+        progress=False,
+        checkpoint=False,
+        device=device,
+        num_workers=workers,
+    )
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     with tempfile.TemporaryDirectory() as out:
@@ -145,20 +175,38 @@ def _row(name: str, dev, counts: dict, batch: int, steps: int, history: list[dic
     import torch
 
     row = max(history[1:], key=lambda r: r["samples_per_s"])  # epoch 1 warms up
-    peak = (torch.cuda.max_memory_allocated() if dev.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)  # fmt: skip
+    peak = (
+        torch.cuda.max_memory_allocated()
+        if dev.type == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    )
     return {
-        "model": name, "device": str(dev), "threads": torch.get_num_threads(), "params_M": counts["trainable"] / 1e6,
-        "batch": batch, "steps": steps, "samples_per_s": row["samples_per_s"],
-        "ms_per_step": 1000 * batch / row["samples_per_s"], "data_wait": row["data_wait_frac"], "peak_MB": peak / 2**20,
-        "length": length, "all_samples_per_s": [r["samples_per_s"] for r in history[1:]], **extra,
-    }  # fmt: skip
+        "model": name,
+        "device": str(dev),
+        "threads": torch.get_num_threads(),
+        "params_M": counts["trainable"] / 1e6,
+        "batch": batch,
+        "steps": steps,
+        "samples_per_s": row["samples_per_s"],
+        "ms_per_step": 1000 * batch / row["samples_per_s"],
+        "data_wait": row["data_wait_frac"],
+        "peak_MB": peak / 2**20,
+        "length": length,
+        "all_samples_per_s": [r["samples_per_s"] for r in history[1:]],
+        **extra,
+    }
 
 
 def run_one(
-    name: str, data: str, device: str, steps: int | None, batch: int | None, workers: int, repeats: int = 2,
+    name: str,
+    data: str,
+    device: str,
+    steps: int | None,
+    batch: int | None,
+    workers: int,
+    repeats: int = 2,
     threads: int | None = None,
-) -> dict:  # fmt: skip
+) -> dict:
     """Train model ``name`` for (1 + repeats) epochs of ``steps`` steps; measurements of the fastest measured epoch."""
     import torch
 
@@ -177,11 +225,21 @@ def run_one(
     energy = train.feature_index(dataset.meta, "energy")
     type_index = train.feature_index(dataset.meta, "type")
     torch.manual_seed(0)
-    model = models.get_model(registry_name, in_features=dataset.n_features, energy_index=energy,
-                             type_index=type_index, **kwargs)  # fmt: skip
+    model = models.get_model(
+        registry_name, in_features=dataset.n_features, energy_index=energy, type_index=type_index, **kwargs
+    )
     counts = models.parameter_counts(model)
-    config = train.TrainConfig(epochs=1 + repeats, batch_size=batch, lr=1e-4, max_steps_per_epoch=steps, progress=False,
-                               checkpoint=False, device=device, num_workers=workers, grad_clip=10.0)  # fmt: skip
+    config = train.TrainConfig(
+        epochs=1 + repeats,
+        batch_size=batch,
+        lr=1e-4,
+        max_steps_per_epoch=steps,
+        progress=False,
+        checkpoint=False,
+        device=device,
+        num_workers=workers,
+        grad_clip=10.0,
+    )
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     with tempfile.TemporaryDirectory() as out:
@@ -191,8 +249,10 @@ def run_one(
 
 def table(rows: list[dict]) -> str:
     """A fixed-width table of the measurements."""
-    head = f"{'model':<18} {'device':<7} {'params':>9} {'points':>6} {'batch':>5} {'steps':>5} {'samples/s':>10} " \
-           f"{'ms/step':>9} {'data wait':>9} {'peak MB':>8}"  # fmt: skip
+    head = (
+        f"{'model':<18} {'device':<7} {'params':>9} {'points':>6} {'batch':>5} {'steps':>5} {'samples/s':>10} "
+        f"{'ms/step':>9} {'data wait':>9} {'peak MB':>8}"
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
@@ -207,11 +267,17 @@ def main(argv: list[str] | None = None) -> int:
     """Command line entry point (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--task", choices=("jetpointnet", "qg"), default="jetpointnet", help="which models")
-    parser.add_argument("--data", help="jetpointnet: point-cloud directory (point_cloud_meta.json + train/*.npz); "
-                        "qg: directory of QG{K}.h5 files; default synthetic")  # fmt: skip
-    parser.add_argument("--models", help=f"comma-separated; jetpointnet: among {', '.join(MODELS)} (default all); "
-                        f"qg: any quark/gluon preset (default {DEFAULT_QG_MODELS}; on a CPU without "
-                        f"{', '.join(GPU_DEFAULT_ONLY)})")  # fmt: skip
+    parser.add_argument(
+        "--data",
+        help="jetpointnet: point-cloud directory (point_cloud_meta.json + train/*.npz); "
+        "qg: directory of QG{K}.h5 files; default synthetic",
+    )
+    parser.add_argument(
+        "--models",
+        help=f"comma-separated; jetpointnet: among {', '.join(MODELS)} (default all); "
+        f"qg: any quark/gluon preset (default {DEFAULT_QG_MODELS}; on a CPU without "
+        f"{', '.join(GPU_DEFAULT_ONLY)})",
+    )
     parser.add_argument("--device", default="auto", help="cpu, cuda, or auto (= cpu, plus cuda when available)")
     parser.add_argument("--steps", type=int, help="steps per epoch (default per model and device)")
     parser.add_argument("--batch-size", type=int, help="default: 24 (the report's); qg: the preset's")
@@ -226,14 +292,15 @@ def main(argv: list[str] | None = None) -> int:
 
     run = run_one_qg if args.task == "qg" else run_one
     if args.one:
-        row = run(args.one, args.data, args.device, args.steps, args.batch_size, args.workers or 0,
-                      args.repeats, args.threads)  # fmt: skip
+        row = run(
+            args.one, args.data, args.device, args.steps, args.batch_size, args.workers or 0, args.repeats, args.threads
+        )
         print("RESULT " + json.dumps(row), flush=True)
         return 0
 
     import torch
 
-    from jetcloud.qg_train import PRESETS
+    from jetcloud.qg.train import PRESETS
 
     known = PRESETS if args.task == "qg" else MODELS
     models = args.models or (DEFAULT_QG_MODELS if args.task == "qg" else DEFAULT_MODELS)
@@ -248,16 +315,28 @@ def main(argv: list[str] | None = None) -> int:
         if data is None and args.task == "jetpointnet":
             t0 = time.perf_counter()
             data = str(write_synthetic(Path(tmp) / "clouds", args.samples, args.length))
-            print(f"synthetic point clouds: {args.samples} x {args.length} x 6 in {time.perf_counter() - t0:.1f} s",
-                  flush=True)  # fmt: skip
+            print(
+                f"synthetic point clouds: {args.samples} x {args.length} x 6 in {time.perf_counter() - t0:.1f} s",
+                flush=True,
+            )
         rows = []
         for device in devices:
             for name in names:
                 if device == "cpu" and not args.models and name in GPU_DEFAULT_ONLY:
                     continue
                 workers = args.workers if args.workers is not None else (4 if device == "cuda" else 0)
-                cmd = [sys.executable, __file__, "--task", args.task, "--one", name, "--device", device,
-                       "--workers", str(workers)] + (["--data", data] if data else [])  # fmt: skip
+                cmd = [
+                    sys.executable,
+                    __file__,
+                    "--task",
+                    args.task,
+                    "--one",
+                    name,
+                    "--device",
+                    device,
+                    "--workers",
+                    str(workers),
+                ] + (["--data", data] if data else [])
                 if args.steps:
                     cmd += ["--steps", str(args.steps)]
                 if args.batch_size:
@@ -270,8 +349,10 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{name} on {device} failed:\n{done.stderr[-2000:]}", file=sys.stderr)
                     continue
                 rows.append(json.loads(lines[-1][len("RESULT ") :]))
-                print(f"{name} on {device}: {rows[-1]['samples_per_s']:.1f} samples/s "
-                      f"({time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
+                print(
+                    f"{name} on {device}: {rows[-1]['samples_per_s']:.1f} samples/s ({time.perf_counter() - t0:.0f} s)",
+                    flush=True,
+                )
     print()
     print(f"threads: {rows[0]['threads'] if rows else '?'}")
     print(table(rows))

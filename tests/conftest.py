@@ -56,7 +56,7 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     Built once per test session and shared by the sample and point-cloud tests (read it, never modify it).
     """
-    from jetcloud.sim.pipeline import SimConfig, simulate
+    from jetcloud.atlas.sim.pipeline import SimConfig, simulate
 
     out = tmp_path_factory.mktemp("sim")
     simulate(SimConfig(n_events=12, chunk_size=6, seed=5), out, workers=1, progress=False)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jetcloud import nbtools, paths
+from jetcloud import nbtools, paths, seeds
 from jetcloud.io import atomic, manifest
 
 
@@ -260,13 +260,13 @@ def test_seed_everything_rejects_bad_seeds():
 
 
 def test_pythia_seed_range_and_determinism():
-    seeds = {nbtools.pythia_seed(s, c) for s in range(20) for c in range(50)}
-    assert len(seeds) == 1000, "every (seed, chunk) pair gets its own Pythia seed"
-    assert all(1 <= s <= nbtools.PYTHIA_SEED_MAX for s in seeds)
-    assert nbtools.pythia_seed(0) == nbtools.pythia_seed(0, 0) == nbtools.pythia_seed(0, chunk=0)
-    assert nbtools.pythia_seed(2**40, 3) <= 900_000_000
+    drawn = {seeds.pythia_seed(s, c) for s in range(20) for c in range(50)}
+    assert len(drawn) == 1000, "every (seed, chunk) pair gets its own Pythia seed"
+    assert all(1 <= s <= seeds.PYTHIA_SEED_MAX for s in drawn)
+    assert seeds.pythia_seed(0) == seeds.pythia_seed(0, 0) == seeds.pythia_seed(0, chunk=0)
+    assert seeds.pythia_seed(2**40, 3) <= 900_000_000
     with pytest.raises(ValueError):
-        nbtools.pythia_seed(0, chunk=-1)
+        seeds.pythia_seed(0, chunk=-1)
 
 
 # ---- figures --------------------------------------------------------------------------------------------
@@ -327,8 +327,9 @@ def test_split_params_one_file_per_run(tmp_path: Path) -> None:
     multi.write_text("model: mlp\nepochs: 2\n---\nmodel: resnet_pc_256_s\nepochs: 3\n---\nepochs: 4\n")
 
     def run(path: Path) -> list[list[str]]:
-        out = subprocess.run([sys.executable, str(script), str(path), str(tmp_path / "runs")], check=True,
-                             capture_output=True, text=True).stdout  # fmt: skip
+        out = subprocess.run(
+            [sys.executable, str(script), str(path), str(tmp_path / "runs")], check=True, capture_output=True, text=True
+        ).stdout
         return [line.split("|") for line in out.splitlines()]
 
     assert run(single) == [["", str(single)]]

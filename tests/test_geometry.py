@@ -1,11 +1,11 @@
-"""Tests for the shared track/cell geometry helpers in jetcloud.geometry."""
+"""Tests for the shared track/cell geometry helpers in jetcloud.atlas.layers."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from jetcloud.geometry import (
+from jetcloud.atlas.layers import (
     EXTRAPOLATION_ETA_RANGE,
     EXTRAPOLATION_FIXED_Z,
     EXTRAPOLATION_POSITION_MM,
@@ -14,10 +14,9 @@ from jetcloud.geometry import (
     LAYER_POSITION_MM,
     MISSING_EXTRAPOLATION,
     cell_xyz,
-    delta_phi,
-    delta_r,
     layer_intersections,
 )
+from jetcloud.kinematics import delta_phi, delta_r
 
 
 def test_delta_phi_wraps_into_half_open_interval():

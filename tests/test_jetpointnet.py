@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from jetcloud import energy_eval, jetpointnet, train
-from jetcloud.pointcloud import ATLAS_FEATURES
+from jetcloud import train
+from jetcloud.atlas import evaluation, jetpointnet
+from jetcloud.atlas.pointcloud import ATLAS_FEATURES
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 META = {"features": list(ATLAS_FEATURES), "energy_unit": "MeV", "coordinates": "raw", "length": 12, "n_features": 6}
@@ -73,11 +74,15 @@ def test_run_directory_round_trip(tmp_path) -> None:
 
 
 def test_summary_table_and_baseline_plumbing() -> None:
-    table = energy_eval.summary_table({"a": {"tracks": 3, "sigma68": 0.12345}}, ("tracks", "sigma68"))
+    table = evaluation.summary_table({"a": {"tracks": 3, "sigma68": 0.12345}}, ("tracks", "sigma68"))
     assert table.splitlines()[-1] == "| a | 3 | 0.123 |"
     clouds = _clouds(n=30)
-    arrays = {**clouds, "frac_labels": np.where(clouds["focus_labels"] != -1, 0.5, -1).astype(np.float32),
-              "track_pt": np.full(30, 5000.0, np.float32), "track_eta": np.zeros(30, np.float32)}  # fmt: skip
-    templates, pred = energy_eval.particle_flow_baseline(arrays, arrays, ATLAS_FEATURES, 1000.0, min_tracks=5)
+    arrays = {
+        **clouds,
+        "frac_labels": np.where(clouds["focus_labels"] != -1, 0.5, -1).astype(np.float32),
+        "track_pt": np.full(30, 5000.0, np.float32),
+        "track_eta": np.zeros(30, np.float32),
+    }
+    templates, pred = evaluation.particle_flow_baseline(arrays, arrays, ATLAS_FEATURES, 1000.0, min_tracks=5)
     assert pred.shape == arrays["focus_labels"].shape and np.all(pred[arrays["focus_labels"] == -1] == 0)
     assert templates.n.sum() == 30

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jetcloud import baselines, metrics
+from jetcloud import metrics
+from jetcloud.atlas import baselines
 
 # --------------------------------------------------------------------------------------------------------------
 # metrics
@@ -143,39 +144,40 @@ def _arrays() -> dict[str, np.ndarray]:
 
 
 def test_track_table_and_summary() -> None:
-    from jetcloud import energy_eval
+    from jetcloud.atlas import evaluation
 
     arrays = _arrays()
     pred = np.array([[99.0, 2700.0, 300.0, 99.0], [99.0, 100.0, 99.0, 99.0]])  # masked points ignored
-    tab = energy_eval.track_table(pred, arrays, 1000.0)
+    tab = evaluation.track_table(pred, arrays, 1000.0)
     np.testing.assert_allclose(tab["e_pred"], [3.0, 0.1])
     np.testing.assert_allclose(tab["e_true"], [3.0, 0.05])
     assert tab["response"][0] == pytest.approx(1.0) and np.isnan(tab["response"][1])  # below MIN_TRUE_GEV
     np.testing.assert_allclose(tab["pt"], [5.0, 2.0])
-    s = energy_eval.method_summary(pred, arrays, 1000.0)
+    s = evaluation.method_summary(pred, arrays, 1000.0)
     assert s["tracks"] == 1 and s["median_response"] == pytest.approx(1.0)
     assert s["cell_mae_gev"] == pytest.approx((0.3 + 0.3 + 0.05) / 3)
     # sample 0: cell 1 predicted fraction 0.9 (true 1), cell 2 0.3 (true 0): all right -> 1; sample 1: 0.025 vs
     # 0.5 (class 0 vs 0) -> right -> 1
     assert s["energy_weighted_accuracy"] == pytest.approx(1.0, abs=1e-5)
     with pytest.raises(ValueError, match="shape"):
-        energy_eval.track_table(pred[:, :3], arrays, 1000.0)
+        evaluation.track_table(pred[:, :3], arrays, 1000.0)
 
 
 def test_evaluation_figures() -> None:
     import matplotlib.pyplot as plt
 
-    from jetcloud import energy_eval
-    from jetcloud.pointcloud import ATLAS_FEATURES
+    from jetcloud.atlas import evaluation
+    from jetcloud.atlas import plots as atlas_plots
+    from jetcloud.atlas.pointcloud import ATLAS_FEATURES
 
     arrays = _arrays()
     pred = np.where(arrays["focus_labels"] != -1, arrays["focus_labels"] * 1.1, 0)
-    tables = {"a": energy_eval.track_table(pred, arrays, 1000.0)}
+    tables = {"a": evaluation.track_table(pred, arrays, 1000.0)}
     for fig in (
-        energy_eval.response_distributions(tables),
-        energy_eval.binned_response_figure(tables, min_entries=1)[0],
-        energy_eval.percentage_error_figure(tables),
-        energy_eval.event_display(arrays, 0, {"a": pred}, ATLAS_FEATURES),
+        atlas_plots.response_distributions(tables),
+        atlas_plots.binned_response_figure(tables, min_entries=1)[0],
+        atlas_plots.percentage_error_figure(tables),
+        atlas_plots.prediction_display(arrays, 0, {"a": pred}, ATLAS_FEATURES),
     ):
         assert len(fig.axes) >= 1
         plt.close(fig)

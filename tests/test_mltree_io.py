@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import uproot
 
-from jetcloud.geometry import EXTRAPOLATION_SAMPLINGS
-from jetcloud.io.mltree import (
+from jetcloud.atlas.layers import EXTRAPOLATION_SAMPLINGS
+from jetcloud.atlas.mltree import (
     CorruptFileError,
     SchemaError,
     check_schema,
@@ -21,14 +21,14 @@ from jetcloud.io.mltree import (
     read_cellgeo,
     validate_events,
 )
-from jetcloud.io.mltree_schema import (
+from jetcloud.atlas.mltree_schema import (
     CELLGEO_BRANCHES,
     EVENT_BRANCHES,
     JETPOINTNET_BRANCHES,
     example_cellgeo,
     example_events,
 )
-from jetcloud.sim.writers import MLTreeWriter, write_cellgeo, write_mltree
+from jetcloud.atlas.sim.writers import MLTreeWriter, write_cellgeo, write_mltree
 
 HAVE_ROOT = importlib.util.find_spec("ROOT") is not None
 

@@ -211,9 +211,14 @@ def test_head_model_parameter_count() -> None:
     trainable, stats = keras_layer_counts(9, (96, 96), (128, 256, 1024), (512, 256, 128))
     assert (trainable, trainable + stats) == (5_077_972, 5_109_494)
     model = models.get_model(
-        "pointnet", in_features=9, type_index=None, point_widths=(96, 96), global_widths=(128, 256, 1024),
-        head_widths=(512, 256, 128), faithful_tnet=True,
-    )  # fmt: skip
+        "pointnet",
+        in_features=9,
+        type_index=None,
+        point_widths=(96, 96),
+        global_widths=(128, 256, 1024),
+        head_widths=(512, 256, 128),
+        faithful_tnet=True,
+    )
     counts = parameter_counts(model)
     assert (counts["trainable"], counts["keras_total"]) == (5_077_972, 5_109_494)
 

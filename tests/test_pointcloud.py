@@ -1,4 +1,4 @@
-"""Tests of jetcloud.pointcloud (ATLAS): samples -> fixed-length point arrays, hand-built and simulated."""
+"""Tests of jetcloud.atlas.pointcloud (ATLAS): samples -> fixed-length point arrays, hand-built and simulated."""
 
 from __future__ import annotations
 
@@ -9,32 +9,63 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from jetcloud import pointcloud as pc
-from jetcloud.samples import SAMPLE_TYPE
+from jetcloud.atlas import pointcloud as pc
+from jetcloud.atlas.samples import SAMPLE_TYPE
 
 PAD = [0, 0, 0, 0, 0, -1]
 
 
 # --------------------------------------------------------------------------------------------------------------
-# hand-built samples (the jetcloud.samples schema)
+# hand-built samples (the jetcloud.atlas.samples schema)
 # --------------------------------------------------------------------------------------------------------------
 
 
 def cell(i: int, e: float, frac: float = 0.0, focus: float = 0.0, truth: float = 0.0, total: float = 0.0) -> dict:
     """Cell number i: position (1000 + i, 10 i, 100 i) mm, distance 5 i mm."""
-    return dict(ID=100 + i, E=e, X=1000.0 + i, Y=10.0 * i, Z=100.0 * i, eta=0.1, phi=0.2, sampling=2,
-                distance_to_track=5.0 * i, frac_label=frac, focus_energy=focus, truth_energy=truth,
-                total_label=total)  # fmt: skip
+    return dict(
+        ID=100 + i,
+        E=e,
+        X=1000.0 + i,
+        Y=10.0 * i,
+        Z=100.0 * i,
+        eta=0.1,
+        phi=0.2,
+        sampling=2,
+        distance_to_track=5.0 * i,
+        frac_label=frac,
+        focus_energy=focus,
+        truth_energy=truth,
+        total_label=total,
+    )
 
 
-def sample(event: int, track: int, pt: float, track_points: list, cells: list, others: list | None = None,
-           other_points: list | None = None) -> dict:  # fmt: skip
-    return dict(eventNumber=event, trackID=track, trackEta=0.5, trackPhi=0.2, trackPt=pt, track_part_Idx=track,
-                trackChi2PerNDOF=1.0, trackSubtractedCaloEnergy=-999.0, delta_r=0.2,
-                total_associated_cell_energy=sum(c["E"] for c in cells),
-                focus_truth_energy=sum(c["focus_energy"] for c in cells), n_cells=len(cells),
-                track_points=track_points, cells=cells, other_tracks=others or [],
-                other_track_points=other_points or [])  # fmt: skip
+def sample(
+    event: int,
+    track: int,
+    pt: float,
+    track_points: list,
+    cells: list,
+    others: list | None = None,
+    other_points: list | None = None,
+) -> dict:
+    return dict(
+        eventNumber=event,
+        trackID=track,
+        trackEta=0.5,
+        trackPhi=0.2,
+        trackPt=pt,
+        track_part_Idx=track,
+        trackChi2PerNDOF=1.0,
+        trackSubtractedCaloEnergy=-999.0,
+        delta_r=0.2,
+        total_associated_cell_energy=sum(c["E"] for c in cells),
+        focus_truth_energy=sum(c["focus_energy"] for c in cells),
+        n_cells=len(cells),
+        track_points=track_points,
+        cells=cells,
+        other_tracks=others or [],
+        other_track_points=other_points or [],
+    )
 
 
 def tp(layer: int, x: float, y: float, z: float) -> dict:
@@ -54,8 +85,12 @@ def make(samples: list[dict]) -> ak.Array:
     for name, kind in zip(record.fields, record.contents, strict=True):
         if isinstance(kind, ak.types.ListType):
             inner = kind.content
-            columns[name] = ak.zip({f: ak.values_astype(raw[name][f], t.primitive)
-                                    for f, t in zip(inner.fields, inner.contents, strict=True)})  # fmt: skip
+            columns[name] = ak.zip(
+                {
+                    f: ak.values_astype(raw[name][f], t.primitive)
+                    for f, t in zip(inner.fields, inner.contents, strict=True)
+                }
+            )
         else:
             columns[name] = ak.values_astype(raw[name], kind.primitive)
     return ak.to_packed(ak.zip(columns, depth_limit=1)[1:])
@@ -145,8 +180,9 @@ def test_label_masking(samples: ak.Array) -> None:
         (2, [1, 1], []),
     ],
 )
-def test_truncation_keeps_focus_points_and_highest_energy_cells(samples: ak.Array, length: int, types: list,
-                                                                cell_x: list) -> None:  # fmt: skip
+def test_truncation_keeps_focus_points_and_highest_energy_cells(
+    samples: ak.Array, length: int, types: list, cell_x: list
+) -> None:
     out = pc.atlas_point_arrays(samples, length, energy_unit="GeV")
     a = out["feats"][0]
     assert a[:, 5].tolist() == types
@@ -230,8 +266,10 @@ def write_samples_dir(root: Path, parts: dict[str, list[list[dict]]]) -> Path:
 
 def many(n: int, n_cells: int, event0: int) -> list[dict]:
     """n samples with 1 focused point and n_cells + k cells (k = 0..n-1), i.e. lengths 1 + n_cells + k."""
-    return [sample(event0 + k, 0, 5.0, [tp(1, 1600.0, 0.0, 0.0)], [cell(j, 0.1 * (j + 1)) for j in range(n_cells + k)])
-            for k in range(n)]  # fmt: skip
+    return [
+        sample(event0 + k, 0, 5.0, [tp(1, 1600.0, 0.0, 0.0)], [cell(j, 0.1 * (j + 1)) for j in range(n_cells + k)])
+        for k in range(n)
+    ]
 
 
 @pytest.fixture
@@ -242,21 +280,25 @@ def samples_dir(tmp_path: Path) -> Path:
 
 def test_build_directory(samples_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "pc"
-    summary = pc.build_atlas_point_clouds(samples_dir, out, length_quantile=0.9, min_cells=2, workers=1,
-                                          progress=False)  # fmt: skip
+    summary = pc.build_atlas_point_clouds(samples_dir, out, length_quantile=0.9, min_cells=2, workers=1, progress=False)
     # train lengths after the filter (C removed): 3..12, 10 (A), 3 (B) -> inverted-CDF 0.9 quantile = 11
     assert summary["length"] == 11
     assert sorted(summary["lengths"]["train"].tolist()) == sorted([*range(3, 13), 10, 3])
     counts = summary["counts"]
-    assert counts["train"] == dict(samples_in=13, removed_min_cells=1, written=12, truncated=1, cells_in=72,
-                                   cells_dropped=1, points_in=88, files=2)  # fmt: skip
+    assert counts["train"] == dict(
+        samples_in=13, removed_min_cells=1, written=12, truncated=1, cells_in=72, cells_dropped=1, points_in=88, files=2
+    )
     assert counts["val"]["written"] == 1 and counts["val"]["removed_min_cells"] == 1
-    assert counts["test"] == dict(samples_in=0, removed_min_cells=0, written=0, truncated=0, cells_in=0,
-                                  cells_dropped=0, points_in=0, files=0)  # fmt: skip
+    assert counts["test"] == dict(
+        samples_in=0, removed_min_cells=0, written=0, truncated=0, cells_in=0, cells_dropped=0, points_in=0, files=0
+    )
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
-        "manifest.json", "point_cloud_meta.json", "train/part-0000-0000.npz", "train/part-0001-0000.npz",
+        "manifest.json",
+        "point_cloud_meta.json",
+        "train/part-0000-0000.npz",
+        "train/part-0001-0000.npz",
         "val/part-0000-0000.npz",
-    ]  # fmt: skip
+    ]
     assert not list(tmp_path.glob(".pc.tmp-*"))
     meta = json.loads((out / "point_cloud_meta.json").read_text())
     assert meta == pc.read_point_cloud_meta(out)
@@ -287,9 +329,19 @@ def test_build_directory(samples_dir: Path, tmp_path: Path) -> None:
 
 def test_build_options_and_given_length(samples_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "pc"
-    summary = pc.build_atlas_point_clouds(samples_dir, out, length=4, min_cells=0, energy_unit="GeV",
-                                          coordinates="centred", one_hot_type=True, compress=True, workers=2,
-                                          progress=False, manifest=False)  # fmt: skip
+    summary = pc.build_atlas_point_clouds(
+        samples_dir,
+        out,
+        length=4,
+        min_cells=0,
+        energy_unit="GeV",
+        coordinates="centred",
+        one_hot_type=True,
+        compress=True,
+        workers=2,
+        progress=False,
+        manifest=False,
+    )
     assert summary["length"] == 4 and summary["counts"]["train"]["written"] == 13
     meta = pc.read_point_cloud_meta(out)
     assert meta["n_features"] == 9 and meta["coordinates"] == "centred" and meta["coordinate_scale_mm"] == 1000
@@ -369,13 +421,14 @@ def test_failure_in_a_worker_leaves_previous_output(samples_dir: Path, tmp_path:
 
 
 def test_simulated_end_to_end(simulated: Path, tmp_path: Path) -> None:
-    from jetcloud.samples import build_samples
+    from jetcloud.atlas.samples import build_samples
 
     files = sorted((simulated / "events").glob("*.root"))
     build_samples(files, simulated / "geometry.root", tmp_path / "samples", workers=1, progress=False)
     out = tmp_path / "pc"
-    summary = pc.build_atlas_point_clouds(tmp_path / "samples", out, min_cells=5, length_quantile=0.9, workers=1,
-                                          progress=False)  # fmt: skip
+    summary = pc.build_atlas_point_clouds(
+        tmp_path / "samples", out, min_cells=5, length_quantile=0.9, workers=1, progress=False
+    )
     length = summary["length"]
     train_lengths = summary["lengths"]["train"]
     assert length == pc.choose_length(train_lengths, 0.9) and 1 <= length <= train_lengths.max()
@@ -399,10 +452,10 @@ def test_simulated_end_to_end(simulated: Path, tmp_path: Path) -> None:
         full = np.flatnonzero(arrays["n_points"] <= length)
         cells = samples["cells"][full]
         focus = arrays["focus_labels"][full]
-        np.testing.assert_allclose(focus[focus != -1], 1000 * ak.to_numpy(ak.flatten(cells["focus_energy"])),
-                                   rtol=1e-6)  # fmt: skip
-        np.testing.assert_allclose(arrays["focus_truth_energy"], 1000 * ak.to_numpy(samples["focus_truth_energy"]),
-                                   rtol=1e-6)  # fmt: skip
+        np.testing.assert_allclose(focus[focus != -1], 1000 * ak.to_numpy(ak.flatten(cells["focus_energy"])), rtol=1e-6)
+        np.testing.assert_allclose(
+            arrays["focus_truth_energy"], 1000 * ak.to_numpy(samples["focus_truth_energy"]), rtol=1e-6
+        )
         feats = arrays["feats"][full]
         np.testing.assert_allclose(feats[types[full] == 0, 4], 1000 * ak.to_numpy(ak.flatten(cells["E"])), rtol=1e-6)
         assert np.isfinite(arrays["feats"]).all()
@@ -411,23 +464,23 @@ def test_simulated_end_to_end(simulated: Path, tmp_path: Path) -> None:
 def test_point_cloud_figures(samples: ak.Array) -> None:
     import matplotlib.pyplot as plt
 
-    from jetcloud import sample_plots
+    from jetcloud.atlas import plots as atlas_plots
 
     for one_hot in (False, True):
         out = pc.atlas_point_arrays(samples, 12, one_hot_type=one_hot)
         names = pc.atlas_feature_names(one_hot)
-        types = sample_plots.point_types(out["feats"], names)
+        types = atlas_plots.point_types(out["feats"], names)
         assert types[0].tolist() == [1, 1, 1, 0, 0, 0, 0, 0, 2, 2, -1, -1]
-        fig = sample_plots.point_cloud_display(out["feats"][0], out["focus_labels"][0], names, title="A")
+        fig = atlas_plots.point_cloud_display(out["feats"][0], out["focus_labels"][0], names, title="A")
         plt.close(fig)
-    plt.close(sample_plots.point_label_distributions(out))
+    plt.close(atlas_plots.point_label_distributions(out))
 
 
 def test_load_parts_and_read_sample_find_the_same_track(simulated, tmp_path) -> None:
     """load_parts tags samples with their parquet part; read_sample finds the sample again; display_index."""
-    from jetcloud.pointcloud import ATLAS_FEATURES, build_atlas_point_clouds, load_parts
-    from jetcloud.sample_plots import display_index
-    from jetcloud.samples import build_samples, read_sample
+    from jetcloud.atlas.plots import display_index
+    from jetcloud.atlas.pointcloud import ATLAS_FEATURES, build_atlas_point_clouds, load_parts
+    from jetcloud.atlas.samples import build_samples, read_sample
 
     files = sorted((simulated / "events").glob("*.root"))
     build_samples(files, simulated / "geometry.root", tmp_path / "s", workers=1, progress=False)
@@ -435,8 +488,9 @@ def test_load_parts_and_read_sample_find_the_same_track(simulated, tmp_path) -> 
     arrays = load_parts(tmp_path / "p", "train", max_files=1)
     assert len(arrays["part"]) == len(arrays["n_points"]) > 0
     i = display_index(arrays, ATLAS_FEATURES, out["length"])
-    sample = read_sample(tmp_path / "s", "train", str(arrays["part"][i]), int(arrays["eventNumber"][i]),
-                         int(arrays["trackID"][i]))  # fmt: skip
+    sample = read_sample(
+        tmp_path / "s", "train", str(arrays["part"][i]), int(arrays["eventNumber"][i]), int(arrays["trackID"][i])
+    )
     assert len(sample["cells"]) == arrays["n_cells"][i]
     with pytest.raises(KeyError, match="no sample"):
         read_sample(tmp_path / "s", "train", str(arrays["part"][i]), -5, 0)

@@ -1,4 +1,4 @@
-"""jetcloud.qg_compare (notebook 08): loading the runs of notebook 07, the tables, the goal verdicts, the figures."""
+"""jetcloud.qg.compare (notebook 08): loading the runs of notebook 07, the tables, the goal verdicts, the figures."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 
-from jetcloud import qg_compare, qg_train
+from jetcloud.qg import compare as qg_compare
+from jetcloud.qg import train as qg_train
 
 matplotlib.use("Agg")
 
@@ -18,8 +19,15 @@ def write_run(root: Path, name: str, auc_shift: float, level: str = "detector", 
     labels = np.repeat([0, 1], 200)
     s = 1 / (1 + np.exp(-(rng.normal(size=400) + auc_shift * labels)))
     out = root / name
-    summary = {"model": name.removesuffix("_particle"), "level": level, "k": 200, "params": 1000, "epochs": 2,
-               "train_seconds": 3.0, **qg_train.summarize(labels, s)}  # fmt: skip
+    summary = {
+        "model": name.removesuffix("_particle"),
+        "level": level,
+        "k": 200,
+        "params": 1000,
+        "epochs": 2,
+        "train_seconds": 3.0,
+        **qg_train.summarize(labels, s),
+    }
     qg_train.write_summary(out, summary)
     (out / "history.csv").write_text("epoch,train_loss,val_loss,val_acc\n1,0.7,0.69,0.5\n2,0.6,0.62,0.66\n")
     if scores:

@@ -1,5 +1,5 @@
 """Quark/gluon classifiers (jetcloud.models mlp / sparse_cnn / resnet_pc / particlenet / transformer) and
-jetcloud.qg_train: parameter counts, shapes, padding invariance, a tiny overfit, data loading and metrics."""
+jetcloud.qg.train: parameter counts, shapes, padding invariance, a tiny overfit, data loading and metrics."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from jetcloud import qg_train, train
+from jetcloud import train
 from jetcloud.models import available_models, get_model, parameter_counts
 from jetcloud.models import mlp as mlp_module
 from jetcloud.models.resnet_pc import REPORT_PARAMETERS as RESNET_PARAMETERS
+from jetcloud.qg import train as qg_train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -134,8 +135,9 @@ def test_tiny_overfit_mlp(tmp_path):
     ds = train.ArrayDataset([{"X": x.numpy(), "Y": y}], input_key="X", target_key="Y")
     config = train.TrainConfig(lr=1e-2, batch_size=8, epochs=60, progress=False, device="cpu", checkpoint=False)
     model = get_model("mlp", mask=True)
-    result = train.fit(model, ds, ds, qg_train.classification_loss, config, tmp_path, resume=False,
-                       metrics={"acc": qg_train.accuracy})  # fmt: skip
+    result = train.fit(
+        model, ds, ds, qg_train.classification_loss, config, tmp_path, resume=False, metrics={"acc": qg_train.accuracy}
+    )
     assert result.history[-1]["train_loss"] < 0.1
     assert result.history[-1]["val_acc"] == 1.0
 

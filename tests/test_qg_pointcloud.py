@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jetcloud import qg_pointcloud as qp
+from jetcloud.qg import pointcloud as qp
 
 
 def _images() -> np.ndarray:
@@ -68,7 +68,7 @@ def test_reconstruction_round_trip() -> None:
 
 
 def _e2e_file(path, n_train: int = 20, n_test: int = 7, seed: int = 3):
-    from jetcloud.io.e2e import E2EWriter
+    from jetcloud.qg.e2e import E2EWriter
 
     rng = np.random.default_rng(seed)
 
@@ -91,7 +91,7 @@ def test_convert_e2e_layout_and_worker_independence(tmp_path) -> None:
 
     src = _e2e_file(tmp_path / "qg.h5")
     out = qp.convert_e2e(src, tmp_path / "one", ks=(50, 100), chunk_size=6, workers=1, progress=False)
-    from jetcloud.io.e2e import read_e2e
+    from jetcloud.qg.e2e import read_e2e
 
     train_img, train_meta = read_e2e(src, "train")
     assert out["max_hit"] == qp.hit_counts(train_img).max() and out["jets"] == {"train": 20, "test": 7}

@@ -1,5 +1,5 @@
-"""Tests for the quark/gluon simulation: CMS-like detector and images (jetcloud.sim.cms), jets and labels
-(jetcloud.sim.qg), the E2E HDF5 file (jetcloud.io.e2e) and the particle-level npz (jetcloud.io.energyflow)."""
+"""Tests for the quark/gluon simulation: CMS-like detector and images (jetcloud.qg.detector), jets and labels
+(jetcloud.qg.simulate), the E2E HDF5 file (jetcloud.qg.e2e) and the particle-level npz (jetcloud.qg.energyflow)."""
 
 from __future__ import annotations
 
@@ -10,17 +10,22 @@ import h5py
 import numpy as np
 import pytest
 
-from jetcloud.io import e2e, energyflow
 from jetcloud.io.manifest import read_manifest
-from jetcloud.sim import cms, qg
+from jetcloud.qg import detector as cms
+from jetcloud.qg import e2e, energyflow
+from jetcloud.qg import simulate as qg
 from jetcloud.sim.particles import Particles
 
 NO_NOISE = cms.CMSDetector(noise=False)
 
 
 def hits(event, ieta, iphi, value) -> cms.Hits:
-    return cms.Hits(*(np.asarray(a, dtype) for a, dtype in
-                      ((event, np.int64), (ieta, np.int64), (iphi, np.int64), (value, np.float64))))  # fmt: skip
+    return cms.Hits(
+        *(
+            np.asarray(a, dtype)
+            for a, dtype in ((event, np.int64), (ieta, np.int64), (iphi, np.int64), (value, np.float64))
+        )
+    )
 
 
 def particles(pdg, pt, eta, phi, charge, event=None) -> Particles:
@@ -31,10 +36,20 @@ def particles(pdg, pt, eta, phi, charge, event=None) -> Particles:
     zeros = np.zeros(n)
     return Particles(
         event=np.zeros(n, np.int64) if event is None else np.asarray(event, np.int64),
-        index=np.arange(n, dtype=np.int32), pdg=np.asarray(pdg, np.int32), charge=np.asarray(charge, np.float32),
-        pt=pt, eta=eta, phi=np.asarray(phi, np.float64), e=np.sqrt((pt * np.cosh(eta)) ** 2 + mass**2), m=mass,
-        vx=zeros, vy=zeros, vz=zeros, status=np.ones(n, np.int32), barcode=np.arange(n, dtype=np.int32),
-    )  # fmt: skip
+        index=np.arange(n, dtype=np.int32),
+        pdg=np.asarray(pdg, np.int32),
+        charge=np.asarray(charge, np.float32),
+        pt=pt,
+        eta=eta,
+        phi=np.asarray(phi, np.float64),
+        e=np.sqrt((pt * np.cosh(eta)) ** 2 + mass**2),
+        m=mass,
+        vx=zeros,
+        vy=zeros,
+        vz=zeros,
+        status=np.ones(n, np.int32),
+        barcode=np.arange(n, dtype=np.int32),
+    )
 
 
 # ---- images: axes, centring, phi wrap, HCAL spreading ------------------------------------------------------
@@ -50,8 +65,15 @@ def test_image_axes_centring_and_phi_wrap():
     c_eta, c_phi = 5 * te + 2, 5 * tp + 2  # centre crystal of the seed tower
     ecal = hits([0, 0], [c_eta, c_eta + 3], [c_phi, (c_phi + 5) % 360], [7.0, 2.0])  # +3 in eta, +5 in phi (wraps)
     tracks = hits([0], [c_eta - 4], [c_phi - 1], [12.0])
-    img = cms.jet_images(cms.DetectorResponse(tracks, ecal, hcal), np.array([0]), seed_eta, seed_phi, 1,
-                         np.random.default_rng(0), NO_NOISE).dense()[0]  # fmt: skip
+    img = cms.jet_images(
+        cms.DetectorResponse(tracks, ecal, hcal),
+        np.array([0]),
+        seed_eta,
+        seed_phi,
+        1,
+        np.random.default_rng(0),
+        NO_NOISE,
+    ).dense()[0]
     assert img.shape == (125, 125, 3) and img.dtype == np.float32
     assert img[62, 62, cms.ECAL] == pytest.approx(7.0)  # seed crystal at pixel (62, 62)
     assert img[62 + 3, 62 + 5, cms.ECAL] == pytest.approx(2.0)  # axis 1 = eta, axis 2 = phi, across the wrap
@@ -97,8 +119,15 @@ def test_hcal_spreading_conserves_energy():
     assert np.allclose(up[:, :5, :5], towers[:, :1, :1] / 25)
     # through the image code (no noise): the HCAL channel sums to the towers inside the crop
     hcal = hits([0] * 5, [30, 31, 29, 30, 30 + 13], [40, 40, 41, 39, 40], [20.0, 3.0, 2.5, 1.2, 9.0])
-    sparse = cms.jet_images(cms.DetectorResponse(cms.Hits.empty(), cms.Hits.empty(), hcal), np.array([0]),
-                            np.array([30]), np.array([40]), 1, rng, NO_NOISE)  # fmt: skip
+    sparse = cms.jet_images(
+        cms.DetectorResponse(cms.Hits.empty(), cms.Hits.empty(), hcal),
+        np.array([0]),
+        np.array([30]),
+        np.array([40]),
+        1,
+        rng,
+        NO_NOISE,
+    )
     img = sparse.dense()[0]
     assert img[..., cms.HCAL].sum() == pytest.approx(20.0 + 3.0 + 2.5 + 1.2, rel=1e-6)  # tower +13 is outside
     assert sparse.hit_counts()[0, cms.HCAL] == 4 * 25
@@ -150,8 +179,9 @@ def test_curlers_and_track_threshold():
     eta, phi, reached = cms.impact(p, 1290.0, 3150.0)
     assert list(reached) == [False, True, True, True]  # 0.5 GeV curls before the ECAL (pT < 0.735 GeV)
     assert abs(phi[1]) > abs(phi[2]) > 0 and phi[3] == pytest.approx(0.0)  # bending falls with pT
-    tracks = cms.reconstruct_tracks(p, eta, phi, reached, np.random.default_rng(0),
-                                    cms.CMSDetector(track_eff_central=1.0))  # fmt: skip
+    tracks = cms.reconstruct_tracks(
+        p, eta, phi, reached, np.random.default_rng(0), cms.CMSDetector(track_eff_central=1.0)
+    )
     assert len(tracks) == 1 and tracks.value[0] == pytest.approx(5.0, rel=0.05)  # pT > 1 GeV only
 
 
@@ -161,8 +191,16 @@ def test_curlers_and_track_threshold():
 def make_jets(event, pt, eta, phi) -> qg.Jets:
     n = len(event)
     z = np.zeros(n)
-    return qg.Jets(np.asarray(event, np.int64), np.asarray(pt, float), np.asarray(eta, float),
-                   np.asarray(phi, float), z, z, np.zeros(n + 1, np.int64), np.zeros(0, np.int64))  # fmt: skip
+    return qg.Jets(
+        np.asarray(event, np.int64),
+        np.asarray(pt, float),
+        np.asarray(eta, float),
+        np.asarray(phi, float),
+        z,
+        z,
+        np.zeros(n + 1, np.int64),
+        np.zeros(0, np.int64),
+    )
 
 
 def test_labels_from_parton_matching():
@@ -179,7 +217,7 @@ def test_labels_from_parton_matching():
         [120, 90, 150, 110, 80, 100, 95, 100, 90, 130, 100, 90, 100, 60, 100, 80],
         [0.1, -0.5, 1.9, 0.3, -0.8, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.5],
         [0.0, 3.0, 1.5, 0.0, 2.5, 0.0, 3.0, 0.0, 3.0, 0.0, 0.0, 3.0, 0.0, 3.0, np.pi - 0.05, 1.0],
-    )  # fmt: skip
+    )
     partons = {
         "event": np.repeat(np.arange(8), 2),
         "pdg": np.array([2, 1, 21, 21, 2, 21, 3, 3, 1, 1, 4, -4, 21, 21, 2, -2]),
@@ -283,8 +321,11 @@ def test_particle_level_npz_layout_and_determinism(tmp_path):
         jet_pt = np.hypot((real[:, 0] * np.cos(real[:, 2])).sum(), (real[:, 0] * np.sin(real[:, 2])).sum())
         assert 500.0 < jet_pt < 550.0
         assert np.ptp(real[:, 2]) < 2 * np.pi and np.all(np.abs(real[:, 1]) < 1.7 + 0.5)
-        assert np.all(np.isin(np.abs(real[:, 3]), [11, 13, 22, 130, 211, 321, 310, 2112, 2212, 3122, 3112, 3222,
-                                                    3312, 3322, 3334]))  # fmt: skip
+        assert np.all(
+            np.isin(
+                np.abs(real[:, 3]), [11, 13, 22, 130, 211, 321, 310, 2112, 2212, 3122, 3112, 3222, 3312, 3322, 3334]
+            )
+        )
     qg.simulate_particles(cfg, tmp_path / "pl2.npz", workers=1, progress=False)
     x2, y2 = energyflow.read_qg_npz(tmp_path / "pl2.npz")
     assert np.array_equal(x, x2) and np.array_equal(y, y2)
@@ -295,9 +336,17 @@ def test_particle_level_npz_layout_and_determinism(tmp_path):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"pt_hat": (170.0, 80.0)}, {"pt_hat": (-5.0, 80.0)}, {"pt_hat": (80.0, 80.0)}, {"pt_hat": (5000.0, 6000.0)},
-     {"jet_pt_min": -1.0}, {"n_quark": 0, "n_gluon": 0}, {"n_quark": -3}, {"test_fraction": 1.0}],
-)  # fmt: skip
+    [
+        {"pt_hat": (170.0, 80.0)},
+        {"pt_hat": (-5.0, 80.0)},
+        {"pt_hat": (80.0, 80.0)},
+        {"pt_hat": (5000.0, 6000.0)},
+        {"jet_pt_min": -1.0},
+        {"n_quark": 0, "n_gluon": 0},
+        {"n_quark": -3},
+        {"test_fraction": 1.0},
+    ],
+)
 def test_impossible_image_configs(kwargs):
     with pytest.raises(ValueError):
         qg.ImageConfig(**kwargs)

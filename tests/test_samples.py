@@ -1,4 +1,4 @@
-"""Tests of jetcloud.samples: track-centred JetPointNet samples from MLTree events (hand-built and simulated)."""
+"""Tests of jetcloud.atlas.samples: track-centred JetPointNet samples from MLTree events (hand-built and simulated)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from jetcloud.geometry import LAYER_NAMES, LAYER_POSITION_MM, MISSING_EXTRAPOLATION
-from jetcloud.io.mltree_schema import JETPOINTNET_BRANCHES
-from jetcloud.samples import (
+from jetcloud.atlas.layers import LAYER_NAMES, LAYER_POSITION_MM, MISSING_EXTRAPOLATION
+from jetcloud.atlas.mltree_schema import JETPOINTNET_BRANCHES
+from jetcloud.atlas.samples import (
     ADAPTIVE_RADIUS_RANGE,
     SAMPLE_TYPE,
     SPLIT_NAMES,
@@ -79,9 +79,14 @@ def make_events(events: list[dict]) -> ak.Array:
         cols["cluster_cell_E"].append([[c[1] for c in cl] for cl in clusters])
         cols["cluster_cell_hitsTruthIndex"].append([[c[2] for c in cl] + [[]] * trailing for cl in clusters])
         cols["cluster_cell_hitsTruthE"].append([[c[3] for c in cl] + [[]] * trailing for cl in clusters])
-    types = {"eventNumber": np.int64, "nTrack": np.int32, "cluster_cell_ID": np.uint64,
-             "cluster_cell_hitsTruthIndex": np.int32, "trackTruthParticleIndex": np.int32,
-             "trackNumberDOF": np.int32}  # fmt: skip
+    types = {
+        "eventNumber": np.int64,
+        "nTrack": np.int32,
+        "cluster_cell_ID": np.uint64,
+        "cluster_cell_hitsTruthIndex": np.int32,
+        "trackTruthParticleIndex": np.int32,
+        "trackNumberDOF": np.int32,
+    }
     out = {}
     for name, values in cols.items():
         dtype = types.get(name, np.float32)
@@ -224,8 +229,15 @@ def test_labels(events: ak.Array) -> None:
 
 
 def test_no_reference_and_ndof_zero() -> None:
-    ev = make_events([{"eventNumber": 5, "tracks": [TRACK_NOREF, track(1.0, 0, barrel_layers(0.5, 0.3), ndof=0)],
-                       "clusters": [[(1005, 1.0, [0], [1.0])]]}])  # fmt: skip
+    ev = make_events(
+        [
+            {
+                "eventNumber": 5,
+                "tracks": [TRACK_NOREF, track(1.0, 0, barrel_layers(0.5, 0.3), ndof=0)],
+                "clusters": [[(1005, 1.0, [0], [1.0])]],
+            }
+        ]
+    )
     samples, report = build_chunk(ev, GEO)
     assert report["skipped_no_reference"] == 1 and report["ndof_zero"] == 1
     assert len(samples) == 1 and samples.trackID[0] == 1 and np.isnan(samples.trackChi2PerNDOF[0])
@@ -234,8 +246,9 @@ def test_no_reference_and_ndof_zero() -> None:
 def test_other_tracks() -> None:
     a2 = track(2.5, 7, barrel_layers(0.6, 0.35))  # Delta R 0.11 from TRACK_A
     far = track(2.5, 8, barrel_layers(-0.6, 0.35))
-    ev = make_events([{"eventNumber": 9, "tracks": [TRACK_A, far, a2, TRACK_NOREF],
-                       "clusters": [[(1005, 1.0, [0], [1.0])]]}])  # fmt: skip
+    ev = make_events(
+        [{"eventNumber": 9, "tracks": [TRACK_A, far, a2, TRACK_NOREF], "clusters": [[(1005, 1.0, [0], [1.0])]]}]
+    )
     s = by_track(build_chunk(ev, GEO)[0])
     assert s[0]["other_tracks"] == [{"trackID": 2, "track_part_Idx": 7, "trackPt": 2.5}]
     assert [o["trackID"] for o in s[2]["other_tracks"]] == [0]
@@ -362,8 +375,7 @@ def test_build_samples_dask_matches_local(simulated: Path, tmp_path: Path) -> No
     build_samples(files, geo, tmp_path / "local", step_size=6, workers=1, progress=False, manifest=False)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl:
         with distributed.Client(cl) as client:
-            build_samples(files, geo, tmp_path / "dask", step_size=6, scheduler=client, progress=False,
-                          manifest=False)  # fmt: skip
+            build_samples(files, geo, tmp_path / "dask", step_size=6, scheduler=client, progress=False, manifest=False)
     for name in SPLIT_NAMES:
         la = sorted(p.name for p in (tmp_path / "local" / name).glob("*.parquet"))
         assert la == sorted(p.name for p in (tmp_path / "dask" / name).glob("*.parquet"))
@@ -376,7 +388,7 @@ def test_build_samples_dask_matches_local(simulated: Path, tmp_path: Path) -> No
 def test_bad_inputs_leave_no_output(simulated: Path, tmp_path: Path) -> None:
     import uproot
 
-    from jetcloud.io.mltree import CorruptFileError, SchemaError
+    from jetcloud.atlas.mltree import CorruptFileError, SchemaError
 
     geo = simulated / "geometry.root"
     good = sorted((simulated / "events").glob("*.root"))[0]
@@ -404,15 +416,20 @@ def test_bad_inputs_leave_no_output(simulated: Path, tmp_path: Path) -> None:
     table = CellTable.from_geometry(geo)
     first_id = int(uproot.open(good)["EventTree"]["cluster_cell_ID"].array(entry_stop=1)[0][0][0])
     keep = table.ids != first_id
-    cut = {"cell_geo_ID": table.ids[keep], "cell_geo_sampling": table.sampling[keep], "cell_geo_eta": table.eta[keep],
-           "cell_geo_phi": table.phi[keep], "cell_geo_rPerp": np.hypot(table.x, table.y)[keep]}  # fmt: skip
+    cut = {
+        "cell_geo_ID": table.ids[keep],
+        "cell_geo_sampling": table.sampling[keep],
+        "cell_geo_eta": table.eta[keep],
+        "cell_geo_phi": table.phi[keep],
+        "cell_geo_rPerp": np.hypot(table.x, table.y)[keep],
+    }
     with pytest.raises(KeyError, match=rf"{good.name} entry 0.*{first_id}"):
         build_samples([good], cut, out, workers=1, progress=False)
     assert no_parquet() and not out.exists()
 
 
 def test_containment_measurement_runs(simulated: Path) -> None:
-    from jetcloud.samples import measure_containment_radius
+    from jetcloud.atlas.samples import measure_containment_radius
 
     files = sorted((simulated / "events").glob("*.root"))
     geo = simulated / "geometry.root"

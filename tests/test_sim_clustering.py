@@ -1,4 +1,4 @@
-"""Tests of the 4-2-0 topo-clustering (jetcloud.sim.clustering) on a small synthetic two-layer grid."""
+"""Tests of the 4-2-0 topo-clustering (jetcloud.atlas.sim.clustering) on a small synthetic two-layer grid."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from jetcloud.sim.clustering import Clusters, add_noise, select, topo_cluster
+from jetcloud.atlas.sim.clustering import Clusters, add_noise, select, topo_cluster
 
 N_ETA, N_PHI = 30, 30
 SIGMA_MEV = 50.0  # noise per cell; 4 sigma = 0.2 GeV, 2 sigma = 0.1 GeV
@@ -303,7 +303,23 @@ def test_cuts_inside_topo_cluster_equal_select() -> None:
         got = topo_cluster(noisy, GEO, **cuts)
         got.validate()
         sizes.append(len(got))
-        for name in ("event", "e", "eta", "phi", "pt", "n_cells", "center_mag", "center_lambda", "first_eng_dens",
-                     "isolation", "cluster", "cell", "weight", "energy", "event_offsets", "cell_offsets"):  # fmt: skip
+        for name in (
+            "event",
+            "e",
+            "eta",
+            "phi",
+            "pt",
+            "n_cells",
+            "center_mag",
+            "center_lambda",
+            "first_eng_dens",
+            "isolation",
+            "cluster",
+            "cell",
+            "weight",
+            "energy",
+            "event_offsets",
+            "cell_offsets",
+        ):
             assert np.array_equal(getattr(got, name), getattr(ref, name), equal_nan=True), (cuts, name)
     assert len(full) > sizes[0] > 0 and sizes[-1] == 0

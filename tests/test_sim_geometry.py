@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 import uproot
 
-from jetcloud.geometry import SAMPLING_NAMES
-from jetcloud.paths import atlas_geometry_file
-from jetcloud.sim.geometry import (
+from jetcloud.atlas.cellgeo import (
     CELLGEO_COLUMNS,
     NEIGHBOUR_NAMES,
     CaloGeometry,
     load_geometry,
 )
+from jetcloud.atlas.layers import SAMPLING_NAMES
+from jetcloud.paths import atlas_geometry_file
 
 EXPECTED_DTYPES = {
     "cell_geo_ID": np.uint64,
@@ -23,11 +23,26 @@ EXPECTED_DTYPES = {
     **{f"cell_geo_{n}": np.int32 for n in NEIGHBOUR_NAMES},
 }
 EXPECTED_ORDER = [
-    "cell_geo_ID", "cell_geo_sampling", "cell_geo_eta", "cell_geo_phi", "cell_geo_rPerp", "cell_geo_deta",
-    "cell_geo_dphi", "cell_geo_volume", "cell_geo_sigma", "cell_geo_prevInPhi", "cell_geo_nextInPhi",
-    "cell_geo_prevInEta", "cell_geo_nextInEta", "cell_geo_prevInSamp", "cell_geo_nextInSamp",
-    "cell_geo_prevSubDet", "cell_geo_nextSubDet", "cell_geo_prevSuperCalo", "cell_geo_nextSuperCalo",
-]  # fmt: skip
+    "cell_geo_ID",
+    "cell_geo_sampling",
+    "cell_geo_eta",
+    "cell_geo_phi",
+    "cell_geo_rPerp",
+    "cell_geo_deta",
+    "cell_geo_dphi",
+    "cell_geo_volume",
+    "cell_geo_sigma",
+    "cell_geo_prevInPhi",
+    "cell_geo_nextInPhi",
+    "cell_geo_prevInEta",
+    "cell_geo_nextInEta",
+    "cell_geo_prevInSamp",
+    "cell_geo_nextInSamp",
+    "cell_geo_prevSubDet",
+    "cell_geo_nextSubDet",
+    "cell_geo_prevSuperCalo",
+    "cell_geo_nextSuperCalo",
+]
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +192,7 @@ def test_to_cellgeo_branches(builtin: CaloGeometry) -> None:
         assert arr.dtype == EXPECTED_DTYPES[name], name
         assert arr.shape == (builtin.n_cells,)
     try:
-        from jetcloud.io.mltree_schema import CELLGEO_BRANCHES
+        from jetcloud.atlas.mltree_schema import CELLGEO_BRANCHES
     except ImportError:
         return
     assert list(CELLGEO_BRANCHES) == EXPECTED_ORDER

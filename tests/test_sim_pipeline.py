@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import uproot
 
-from jetcloud.io import mltree
-from jetcloud.io.mltree_schema import EVENT_BRANCHES, JETPOINTNET_BRANCHES
-from jetcloud.sim.pipeline import SimConfig, simulate
+from jetcloud.atlas import mltree
+from jetcloud.atlas.mltree_schema import EVENT_BRANCHES, JETPOINTNET_BRANCHES
+from jetcloud.atlas.sim.pipeline import SimConfig, simulate
 from jetcloud.sim.pythia import EventGenerator, GunConfig, canonical_process, chunk_seed
 
 SMALL = SimConfig(process="JZ1", n_events=6, chunk_size=3, seed=11)
@@ -146,7 +146,7 @@ def test_unwritable_output_leaves_nothing(tmp_path: Path) -> None:
 
 
 def test_failed_chunk_leaves_no_partial_file(tmp_path: Path, monkeypatch) -> None:
-    from jetcloud.sim import pipeline
+    from jetcloud.atlas.sim import pipeline
 
     def broken(*args, **kwargs):
         raise RuntimeError("simulated crash in the writer")
@@ -187,8 +187,11 @@ def test_ttree_output_reads_like_rntuple(tmp_path: Path) -> None:
         assert f["EventTree"].classname == "TTree"
         typename = f["EventTree"]["cluster_cell_hitsTruthIndex"].typename.replace(" ", "").replace("std::", "")
         assert typename.startswith("vector<vector<vector<int"), typename
-    rntuple = _read(simulate(SimConfig(process="JZ1", n_events=2, chunk_size=2, seed=5), tmp_path / "r",
-                             workers=1, progress=False)["event_files"])  # fmt: skip
+    rntuple = _read(
+        simulate(SimConfig(process="JZ1", n_events=2, chunk_size=2, seed=5), tmp_path / "r", workers=1, progress=False)[
+            "event_files"
+        ]
+    )
     ttree = _read([path])
     for name in JETPOINTNET_BRANCHES:
         assert ak.array_equal(ttree[name], rntuple[name]), name

@@ -1,26 +1,22 @@
-"""Tests for the parametric shower simulation (jetcloud.sim.showers) on the built-in ATLAS-like geometry."""
+"""Tests for the parametric shower simulation (jetcloud.atlas.sim.showers) on the built-in ATLAS-like geometry."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from jetcloud.geometry import SAMPLING_INDEX
-from jetcloud.sim.geometry import CaloGeometry
-from jetcloud.sim.particles import Particles
-from jetcloud.sim.showers import (
+from jetcloud.atlas.cellgeo import CaloGeometry
+from jetcloud.atlas.layers import SAMPLING_INDEX
+from jetcloud.atlas.sim.showers import (
     Deposits,
-    ShowerParams,
-    available_energy,
     cell_energy_matrix,
     deposit,
-    fit_resolution,
-    gun_particles,
     mean_pion_response,
-    resolution_model,
     single_particle_response,
 )
-from jetcloud.sim.validation import response_table
+from jetcloud.atlas.sim.validation import response_table
+from jetcloud.sim.particles import Particles
+from jetcloud.sim.physics import ShowerParams, available_energy, fit_resolution, gun_particles, resolution_model
 
 ENERGIES = [2.0, 5.0, 10.0, 20.0, 50.0, 100.0]
 TILE = [SAMPLING_INDEX[n] for n in ("TileBar0", "TileBar1", "TileBar2")]
@@ -68,8 +64,13 @@ def test_output_structure_sorted_and_typed(geo: CaloGeometry) -> None:
 
 def test_energy_bookkeeping_is_exact(geo: CaloGeometry) -> None:
     rng = np.random.default_rng(3)
-    parts = Particles.concatenate([gun_particles(p, 15.0, eta, 20, rng) for p in (11, 22, 211, 2212, 2112, 13, 14)
-                                   for eta in (0.3, 1.2, 1.45, 2.0, 3.6, -4.0)])  # fmt: skip
+    parts = Particles.concatenate(
+        [
+            gun_particles(p, 15.0, eta, 20, rng)
+            for p in (11, 22, 211, 2212, 2112, 13, 14)
+            for eta in (0.3, 1.2, 1.45, 2.0, 3.6, -4.0)
+        ]
+    )
     parts.event = np.zeros(len(parts), np.int64)
     parts.index = np.arange(len(parts), dtype=np.int32)
     dep = deposit(parts, parts.eta, parts.phi, np.ones(len(parts), bool), geo, rng)

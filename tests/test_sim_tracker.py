@@ -1,29 +1,28 @@
-"""Tests for the parametric Inner Detector (jetcloud.sim.tracker)."""
+"""Tests for the parametric Inner Detector (jetcloud.atlas.sim.tracker)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from jetcloud.geometry import EXTRAPOLATION_SAMPLINGS, MISSING_EXTRAPOLATION, MISSING_THRESHOLD
-from jetcloud.sim.particles import Particles
-from jetcloud.sim.tracker import (
-    C_LIGHT_GEV,
+from jetcloud.atlas.layers import EXTRAPOLATION_SAMPLINGS, MISSING_EXTRAPOLATION, MISSING_THRESHOLD
+from jetcloud.atlas.sim.tracker import (
+    FIELD,
     HIT_COLUMNS,
     calo_entry,
     extrapolate_helices,
     extrapolate_to_layers,
-    helix_to_cylinder,
-    helix_to_disk,
     layer_branches,
     pt_resolution,
     simulate_tracks,
     stack_layer_branches,
     track_columns,
 )
+from jetcloud.sim.helix import C_LIGHT_GEV, helix_to_cylinder, helix_to_disk
+from jetcloud.sim.particles import Particles
 
 COL = {s: i for i, s in enumerate(EXTRAPOLATION_SAMPLINGS)}
-FULL_FIELD = {"field_radius_mm": np.inf, "field_half_length_mm": np.inf}
+FULL_FIELD = {**FIELD, "field_radius_mm": np.inf, "field_half_length_mm": np.inf}
 
 
 def make_particles(pt, eta, phi, charge, *, event=None, vz=None, pdg=None, status=None, vx=None, vy=None) -> Particles:
@@ -41,8 +40,9 @@ def make_particles(pt, eta, phi, charge, *, event=None, vz=None, pdg=None, statu
     return Particles(
         event=event,
         index=index,
-        pdg=np.asarray(pdg if pdg is not None else np.where(charge > 0, 211, np.where(charge < 0, -211, 22)),
-                       dtype=np.int32),
+        pdg=np.asarray(
+            pdg if pdg is not None else np.where(charge > 0, 211, np.where(charge < 0, -211, 22)), dtype=np.int32
+        ),
         charge=charge,
         pt=pt,
         eta=eta,
@@ -54,7 +54,7 @@ def make_particles(pt, eta, phi, charge, *, event=None, vz=None, pdg=None, statu
         vz=zeros if vz is None else np.asarray(vz, dtype=np.float64),
         status=np.ones(n, dtype=np.int32) if status is None else np.asarray(status, dtype=np.int32),
         barcode=np.arange(n, dtype=np.int32) + 10001,
-    )  # fmt: skip
+    )
 
 
 def random_particles(rng: np.random.Generator, n_events: int = 50, per_event: int = 40) -> Particles:
@@ -92,7 +92,7 @@ def test_phi_bending_sign_and_magnitude():
     assert phi_p == pytest.approx(-np.arcsin(0.3 * 2 * 1.5 / (2 * 1.0)), abs=2e-3)
     assert phi_m == pytest.approx(-phi_p)  # negative particles bend the other way
     # Default field ends at r = 1150 mm: straight beyond, so slightly less bending but the same sign.
-    _, phi_d, _ = helix_to_cylinder(1.0, 0.0, 0.0, 1.0, 0.0, 1500.0)
+    _, phi_d, _ = helix_to_cylinder(1.0, 0.0, 0.0, 1.0, 0.0, 1500.0, **FIELD)
     assert -0.467 < phi_d < -0.40
     # Wraps across +-pi.
     _, phi_w, _ = helix_to_cylinder(1.0, 0.0, -3.0, 1.0, 0.0, 1500.0, **FULL_FIELD)
@@ -117,8 +117,9 @@ def test_curling_tracks_never_reach():
     _, _, ok = helix_to_cylinder(0.4, 0.0, 0.0, 1.0, 0.0, 1500.0, **FULL_FIELD)
     assert not ok
     # 0.3 GeV at eta ~ 0 loops inside the 1150 mm solenoid: no calorimeter point at all.
-    le, lp = extrapolate_helices(np.full(3, 0.3), np.array([0.0, 0.3, -0.3]), np.zeros(3), np.array([1.0, -1.0, 1.0]),
-                                 np.zeros(3))  # fmt: skip
+    le, lp = extrapolate_helices(
+        np.full(3, 0.3), np.array([0.0, 0.3, -0.3]), np.zeros(3), np.array([1.0, -1.0, 1.0]), np.zeros(3)
+    )
     assert (le < MISSING_THRESHOLD).all() and (lp < MISSING_THRESHOLD).all()
     p = make_particles([0.3, 0.3, 0.3], [0.1, 0.1, 2.2], [0.0, 0.0, 0.0], [1.0, 0.0, -1.0])
     _, _, reached = calo_entry(p)
@@ -133,11 +134,11 @@ def test_negative_eta_gets_negative_endcap_points():
         assert (le[:, COL[j]] < -1.3).all()
     assert (le[:, COL["EMB2"]] < MISSING_THRESHOLD).all()
     # A disk on the wrong side is never reached.
-    _, _, ok = helix_to_disk(5.0, -2.0, 0.0, 1.0, 0.0, +3983.68)
+    _, _, ok = helix_to_disk(5.0, -2.0, 0.0, 1.0, 0.0, +3983.68, **FIELD)
     assert not ok
-    e, _, ok = helix_to_disk(5.0, -2.0, 0.0, 1.0, 0.0, -3983.68)
+    e, _, ok = helix_to_disk(5.0, -2.0, 0.0, 1.0, 0.0, -3983.68, **FIELD)
     assert ok and e == pytest.approx(-2.0, abs=0.01)
-    _, _, ok = helix_to_disk(5.0, -2.0, 0.0, 1.0, 0.0, -3983.68, r_max_mm=500.0)
+    _, _, ok = helix_to_disk(5.0, -2.0, 0.0, 1.0, 0.0, -3983.68, r_max_mm=500.0, **FIELD)
     assert not ok  # arrives at r ~ 1100 mm, outside [0, 500]
 
 

@@ -28,7 +28,7 @@ LABELS = ("frac_labels", "tot_labels", "tot_truth_e", "focus_labels")
 
 
 def make_arrays(n: int, length: int = 12, seed: int = 0) -> dict[str, np.ndarray]:
-    """Arrays with the keys of jetcloud.pointcloud's npz files: focused track point, cells, padding."""
+    """Arrays with the keys of jetcloud.atlas.pointcloud's npz files: focused track point, cells, padding."""
     rng = np.random.default_rng(seed)
     feats = np.zeros((n, length, 6), np.float32)
     feats[..., 5] = -1
@@ -44,8 +44,12 @@ def make_arrays(n: int, length: int = 12, seed: int = 0) -> dict[str, np.ndarray
         labels["tot_truth_e"][i, 1:m] = feats[i, 1:m, 4]
         labels["tot_labels"][i, 1:m] = feats[i, 1:m, 4] * (frac > 0)
         labels["focus_labels"][i, 1:m] = feats[i, 1:m, 4] * frac
-    scalars = {"eventNumber": np.arange(n, dtype=np.int64) + 100 * seed, "trackID": np.zeros(n, np.int32),
-               "track_pt": rng.uniform(1, 10, n).astype(np.float32), "track_eta": np.zeros(n, np.float32)}  # fmt: skip
+    scalars = {
+        "eventNumber": np.arange(n, dtype=np.int64) + 100 * seed,
+        "trackID": np.zeros(n, np.int32),
+        "track_pt": rng.uniform(1, 10, n).astype(np.float32),
+        "track_eta": np.zeros(n, np.float32),
+    }
     return {"feats": feats, **labels, **scalars}
 
 
@@ -117,8 +121,9 @@ def test_npz_memmap_reads_members_without_loading(tmp_path: Path) -> None:
 
 def test_point_cloud_dataset(tmp_path: Path) -> None:
     root = write_point_clouds(tmp_path, {"train": [4, 0, 3], "val": [2]})
-    ds = train.PointCloudDataset(root, "train", target_key="focus_labels", weight_key="tot_truth_e",
-                                 extra_keys=["track_pt"])  # fmt: skip
+    ds = train.PointCloudDataset(
+        root, "train", target_key="focus_labels", weight_key="tot_truth_e", extra_keys=["track_pt"]
+    )
     assert len(ds) == 7 and len(ds.files) == 2  # the empty part is skipped
     direct = [np.load(root / f"train/part{j:02d}.npz") for j in (0, 2)]
     feats = np.concatenate([d["feats"] for d in direct])
@@ -134,8 +139,10 @@ def test_point_cloud_dataset(tmp_path: Path) -> None:
     assert train.feature_index(ds.meta, "energy") == 4
     inputs = train.model_inputs_from_meta(ds.meta)
     assert inputs == {"in_features": 6, "energy_index": 4, "type_index": 5, "padding_type": -1.0}
-    one_hot = {"length": 12, "features": ["x", "y", "z", "d", "energy", "is_cell", "is_focus_track",
-                                          "is_other_track", "is_padding"]}  # fmt: skip
+    one_hot = {
+        "length": 12,
+        "features": ["x", "y", "z", "d", "energy", "is_cell", "is_focus_track", "is_other_track", "is_padding"],
+    }
     assert train.model_inputs_from_meta(one_hot)["type_index"] == 8
     assert models.get_model("pointnet", **train.model_inputs_from_meta(one_hot), **SMALL).padding_type == 1.0
     with pytest.raises(IndexError):
@@ -199,8 +206,16 @@ def test_tiny_overfit_drives_the_loss_down(tmp_path: Path) -> None:
 def test_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path: Path) -> None:
     data = train.ArrayDataset([make_arrays(10, seed=2)])
     val = train.ArrayDataset([make_arrays(4, seed=3)])
-    config = train.TrainConfig(epochs=3, batch_size=4, lr=3e-3, schedule="step", step_size=1, gamma=0.5,
-                               bn_momentum_schedule=True, progress=False)  # fmt: skip
+    config = train.TrainConfig(
+        epochs=3,
+        batch_size=4,
+        lr=3e-3,
+        schedule="step",
+        step_size=1,
+        gamma=0.5,
+        bn_momentum_schedule=True,
+        progress=False,
+    )
     loss = train.MaskedLoss("mse")
     full = small_pointnet()  # dropout 0.3: the RNG state must be restored too
     train.fit(full, data, val, loss, config, tmp_path / "full", metrics={"mae": train.masked_mae})
@@ -269,6 +284,19 @@ def test_checkpoint_of_another_model_or_width_is_refused(tmp_path: Path) -> None
         train.load_checkpoint(tmp_path / "foreign.pt")
 
 
+def test_checkpoint_written_before_a_module_move_still_loads(tmp_path: Path) -> None:
+    """Checkpoints compare the model's qualified name, not its module path (issue 11 moved modules)."""
+    data = train.ArrayDataset([make_arrays(6, seed=4)])
+    train.fit(small_pointnet(), data, None, train.MaskedLoss(), train.TrainConfig(epochs=1, progress=False), tmp_path)
+    checkpoint = train.load_checkpoint(tmp_path / "last.pt")
+    checkpoint["model"]["class"] = "jetcloud.old_flat_models.PointNetSegmentation"  # as written before a move
+    del checkpoint["model"]["qualname"]  # older checkpoints did not store it
+    torch.save(checkpoint, tmp_path / "old.pt")
+    train.load_weights(small_pointnet(), tmp_path / "old.pt")  # loads
+    with pytest.raises(train.CheckpointMismatchError, match="old_flat_models.PointNetSegmentation but the model"):
+        train.load_weights(models.get_model("pointnet_attention", size_factor=0.125), tmp_path / "old.pt")
+
+
 def test_nan_loss_stops_with_epoch_and_batch(tmp_path: Path) -> None:
     arrays = make_arrays(8, seed=5)
     arrays["feats"][5, 1, 4] = np.nan  # a cell of sample 5 -> batch 2 of 2 (batch size 4, no shuffle)
@@ -313,8 +341,17 @@ def test_ddp_matches_single_process(tmp_path: Path) -> None:
     """2 gloo processes x batch 4 (torchrun) == 1 process x batch 8."""
     worker = _load_worker()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(TESTS / "ddp_fit_worker.py"), str(tmp_path / "ddp"), "4"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(TESTS / "ddp_fit_worker.py"),
+        str(tmp_path / "ddp"),
+        "4",
+    ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
     data = worker.make_dataset()

@@ -5,7 +5,7 @@ A notebook's derived cell calls :func:`seed_everything` with its ``seed`` parame
 and comparisons (the recommenders ``store_metadata`` pattern, as a file)::
 
     rng = nbtools.seed_everything(seed)
-    pythia.readString(f"Random:seed = {nbtools.pythia_seed(seed, chunk)}")
+    pythia.readString(f"Random:seed = {seeds.pythia_seed(seed, chunk)}")
     ...
     nbtools.record_metrics("04_evaluate_jetpointnet", {"resolution_mean": float(x)}, profile)
 """
@@ -13,7 +13,6 @@ and comparisons (the recommenders ``store_metadata`` pattern, as a file)::
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import importlib.util
 import json
 import logging
@@ -29,11 +28,9 @@ import numpy as np
 
 from jetcloud import paths
 from jetcloud.io.atomic import write_json
+from jetcloud.seeds import check_seed
 
 log = logging.getLogger(__name__)
-
-PYTHIA_SEED_MAX = 900_000_000
-"""Largest value Pythia accepts for ``Random:seed`` (``0`` means "seed from the clock", so it is avoided)."""
 
 _NOTEBOOK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _last_seed: int | None = None
@@ -44,10 +41,10 @@ def seed_everything(seed: int, *, deterministic_torch: bool = False) -> np.rando
     """Seed Python's ``random``, numpy's global state and torch (if installed); return a numpy Generator.
 
     The returned ``np.random.default_rng(seed)`` is what new code should draw from. The seed is remembered
-    (:func:`current_seed`) so that Pythia can be seeded from the same value through :func:`pythia_seed`.
+    (:func:`current_seed`) so that Pythia can be seeded from the same value through :func:`jetcloud.seeds.pythia_seed`.
     ``deterministic_torch=True`` also asks torch for deterministic algorithms (slower; warns where none).
     """
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     global _last_seed
     _last_seed = seed
     random.seed(seed)
@@ -66,25 +63,6 @@ def seed_everything(seed: int, *, deterministic_torch: bool = False) -> np.rando
 def current_seed() -> int | None:
     """The seed given to the last :func:`seed_everything` call in this process, or None."""
     return _last_seed
-
-
-def pythia_seed(seed: int, chunk: int = 0) -> int:
-    """Pythia ``Random:seed`` for chunk ``chunk`` of a run seeded with ``seed``: 1 .. 900 000 000.
-
-    Deterministic (sha256 of ``seed`` and ``chunk``), different for every chunk so that parallel chunks
-    never share a random sequence, and never 0, which Pythia would replace by a clock-based seed.
-    """
-    seed = _check_seed(seed)
-    if isinstance(chunk, bool) or not isinstance(chunk, Integral) or chunk < 0:
-        raise ValueError(f"chunk must be a non-negative integer, got {chunk!r}")
-    digest = hashlib.sha256(f"jetcloud-pythia:{seed}:{int(chunk)}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") % PYTHIA_SEED_MAX + 1
-
-
-def _check_seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    return int(seed)
 
 
 # ---- metrics --------------------------------------------------------------------------------------------

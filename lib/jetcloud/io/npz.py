@@ -4,7 +4,7 @@
 the zip central directory gives each member's local-header offset, the local header its name and extra-field
 lengths, the ``.npy`` header the dtype, shape and order, and the array is an ``np.memmap`` at the offset that
 follows. A compressed member (``np.savez_compressed``) cannot be mapped: an error, or with
-``compressed="load"`` an ordinary in-memory array. Used by the point-cloud stage (:mod:`jetcloud.pointcloud`)
+``compressed="load"`` an ordinary in-memory array. Used by the point-cloud stage (:mod:`jetcloud.atlas.pointcloud`)
 and the training data (:mod:`jetcloud.train.data`).
 """
 

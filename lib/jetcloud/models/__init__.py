@@ -1,15 +1,21 @@
-"""Point-cloud models. Build them by name with :func:`get_model` (one registry for every jetcloud model).
+"""Every point-cloud network of both workflows, built by name with :func:`get_model` (one registry).
 
-=======================  ====================================================================================
-name                     model
-=======================  ====================================================================================
-``pointnet``             :class:`PointNetSegmentation`: JetPointNet (report version), ``size_factor=10`` and
-                         ``faithful_tnet=True`` = the report's 85.9 M-parameter model
-``pointnet_attention``   :class:`PointNetAttentionSegmentation`: transformer encoder layers over the points
-=======================  ====================================================================================
+=========================  ==================================================================================
+name                       model
+=========================  ==================================================================================
+``pointnet``               :class:`PointNetSegmentation`: JetPointNet (report version), ``size_factor=10`` and
+                           ``faithful_tnet=True`` = the report's 85.9 M-parameter model (ATLAS, per point)
+``pointnet_attention``     :class:`PointNetAttentionSegmentation`: transformer encoder layers over the points
+``mlp``, ``pfn``           the E2E report's MLP; a Particle Flow Network (Deep Sets) (:mod:`.mlp`)
+``sparse_cnn_200/800``     the E2E report's sparse CNNs (:mod:`.sparse_cnn`)
+``resnet_pc_*``            the E2E report's ResNet_PC family (:mod:`.resnet_pc`)
+``particlenet[_lite]``     ParticleNet-style EdgeConv classifiers (:mod:`.particlenet`)
+``transformer[_small]``    Particle-Transformer-style encoders (:mod:`.transformer`)
+=========================  ==================================================================================
 
-See :mod:`jetcloud.models.registry` for the protocol models follow (``forward``, ``regularization_loss``,
-``hparams``).
+:mod:`.layers` and :mod:`.qg_common` hold the building blocks; :mod:`jetcloud.models.registry` the protocol
+models follow (``forward``, ``regularization_loss``, ``hparams``). Imports only torch and core modules; the
+workflows (:mod:`jetcloud.atlas`, :mod:`jetcloud.qg`) choose models by name.
 """
 
 from jetcloud.models.attention import PointNetAttentionSegmentation

@@ -76,20 +76,36 @@ class PointNetAttentionSegmentation(nn.Module):
         d_model = embed_widths[-1]
         if num_layers < 1 or nhead < 1 or d_model % nhead:
             raise ValueError(f"need num_layers >= 1 and d_model ({d_model}) divisible by nhead ({nhead})")
-        global_widths, head_widths = init_point_io(self, in_features, energy_index, type_index, padding_type, output,
-                                                   tssr_a, tssr_b, size_factor, global_widths, head_widths)  # fmt: skip
+        global_widths, head_widths = init_point_io(
+            self,
+            in_features,
+            energy_index,
+            type_index,
+            padding_type,
+            output,
+            tssr_a,
+            tssr_b,
+            size_factor,
+            global_widths,
+            head_widths,
+        )
         in_features = self.in_features
         bn = {"bn_momentum": float(bn_momentum), "bn_eps": float(bn_eps)}
 
         widths = [in_features, *embed_widths]
         self.embed = nn.Sequential(*(PointMLP(i, o, **bn) for i, o in zip(widths[:-1], widths[1:], strict=True)))
         layer = nn.TransformerEncoderLayer(
-            d_model, nhead, dim_feedforward=int(dim_feedforward), dropout=float(attention_dropout),
-            activation="gelu", batch_first=True, norm_first=True,
-        )  # fmt: skip
+            d_model,
+            nhead,
+            dim_feedforward=int(dim_feedforward),
+            dropout=float(attention_dropout),
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
         self.encoder = nn.TransformerEncoder(
             layer, int(num_layers), norm=nn.LayerNorm(d_model), enable_nested_tensor=False
-        )  # fmt: skip
+        )
         widths = [d_model, *global_widths]
         self.global_mlp = nn.Sequential(*(PointMLP(i, o, **bn) for i, o in zip(widths[:-1], widths[1:], strict=True)))
         head_dropout = float(dropout) if len(head_widths) == 1 else 0.0

@@ -208,9 +208,14 @@ class PointMLP(nn.Module):
     """The original ``conv_mlp``: ``Linear -> ReLU -> BatchNorm1d`` (-> Dropout) on packed points ``[N, C]``."""
 
     def __init__(
-        self, in_features: int, out_features: int, *, dropout: float = 0.0, bn_momentum: float = 0.01,
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        dropout: float = 0.0,
+        bn_momentum: float = 0.01,
         bn_eps: float = 1e-3,
-    ) -> None:  # fmt: skip
+    ) -> None:
         super().__init__()
         self.linear = nn.Linear(in_features, out_features)
         self.bn = nn.BatchNorm1d(out_features, eps=bn_eps, momentum=bn_momentum)
@@ -231,9 +236,15 @@ class ConcatPointMLP(nn.Module):
     """
 
     def __init__(
-        self, point_features: int, global_features: int, out_features: int, *, dropout: float = 0.0,
-        bn_momentum: float = 0.01, bn_eps: float = 1e-3,
-    ) -> None:  # fmt: skip
+        self,
+        point_features: int,
+        global_features: int,
+        out_features: int,
+        *,
+        dropout: float = 0.0,
+        bn_momentum: float = 0.01,
+        bn_eps: float = 1e-3,
+    ) -> None:
         super().__init__()
         self.point_features = point_features
         self.linear = nn.Linear(point_features + global_features, out_features)

@@ -56,8 +56,14 @@ class QGMLP(ClassifierBase):
         super().__init__()
         if pooling not in ("mean", "max", "sum"):
             raise ValueError(f"pooling must be mean, max or sum, got {pooling!r}")
-        self._store(in_features=in_features, widths=tuple(widths), head=tuple(head), num_classes=num_classes,
-                    pooling=pooling, mask=mask)  # fmt: skip
+        self._store(
+            in_features=in_features,
+            widths=tuple(widths),
+            head=tuple(head),
+            num_classes=num_classes,
+            pooling=pooling,
+            mask=mask,
+        )
         self.in_features, self.pooling, self.use_mask = in_features, pooling, mask
         layers: list[nn.Module] = []
         c = in_features
@@ -89,5 +95,6 @@ def pfn(in_features: int = 5, num_classes: int = 2) -> QGMLP:
     Built from :class:`QGMLP` (BN after each layer, unlike EnergyFlow's Keras PFN); a point model for the
     particle-level comparison.
     """
-    return QGMLP(in_features, widths=(100, 100, 128), head=(100, 100, 100), num_classes=num_classes,
-                 pooling="sum", mask=True)  # fmt: skip
+    return QGMLP(
+        in_features, widths=(100, 100, 128), head=(100, 100, 100), num_classes=num_classes, pooling="sum", mask=True
+    )

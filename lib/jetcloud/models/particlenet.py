@@ -2,7 +2,7 @@
 
 - **Coordinates** for the first k-NN graph: ``coord_index`` columns of the input; for the detector-level point
   clouds of notebook 06 (features ``track, ECAL, HCAL, col, row``) that is ``(row, col)`` = (eta, phi) in pixel
-  units, for the particle-level features of :mod:`jetcloud.qg_train` (``dy, dphi``).
+  units, for the particle-level features of :mod:`jetcloud.qg.train` (``dy, dphi``).
 - **EdgeConv block**: for every point its ``k`` nearest neighbours; edge features
   ``MLP(x_i, x_j - x_i)`` (1x1 conv + BN + ReLU per layer), averaged over the k edges, plus a shortcut
   (1x1 conv + BN), ReLU. Later blocks build the graph from the learned features (dynamic graph).
@@ -98,8 +98,14 @@ class ParticleNet(ClassifierBase):
         bad = [i for i in (*coord_index, *log_features) if not 0 <= i < in_features]
         if bad:
             raise ValueError(f"ParticleNet: feature indices {bad} out of range for {in_features} input features")
-        self._store(in_features=in_features, num_classes=num_classes, size=size, coord_index=tuple(coord_index),
-                    log_features=tuple(log_features), dropout=dropout)  # fmt: skip
+        self._store(
+            in_features=in_features,
+            num_classes=num_classes,
+            size=size,
+            coord_index=tuple(coord_index),
+            log_features=tuple(log_features),
+            dropout=dropout,
+        )
         self.in_features = in_features
         self.coord_index, self.log_features = list(coord_index), list(log_features)
         k, blocks, fc = SIZES[size]
@@ -130,14 +136,23 @@ class ParticleNet(ClassifierBase):
 
 
 @register_model("particlenet")
-def particlenet(in_features: int = 5, num_classes: int = 2, size: str = "full", coord_index: Sequence[int] = (4, 3),
-                log_features: Sequence[int] = (0, 1, 2)) -> ParticleNet:  # fmt: skip
+def particlenet(
+    in_features: int = 5,
+    num_classes: int = 2,
+    size: str = "full",
+    coord_index: Sequence[int] = (4, 3),
+    log_features: Sequence[int] = (0, 1, 2),
+) -> ParticleNet:
     """ParticleNet (``size="full"`` by default; ``"lite"`` for a CPU)."""
     return ParticleNet(in_features, num_classes, size, coord_index, log_features)
 
 
 @register_model("particlenet_lite")
-def particlenet_lite(in_features: int = 5, num_classes: int = 2, coord_index: Sequence[int] = (4, 3),
-                     log_features: Sequence[int] = (0, 1, 2)) -> ParticleNet:  # fmt: skip
+def particlenet_lite(
+    in_features: int = 5,
+    num_classes: int = 2,
+    coord_index: Sequence[int] = (4, 3),
+    log_features: Sequence[int] = (0, 1, 2),
+) -> ParticleNet:
     """ParticleNet-Lite (k = 7, two EdgeConv blocks): the CPU-sized model of the demo profile."""
     return ParticleNet(in_features, num_classes, "lite", coord_index, log_features)

@@ -70,10 +70,18 @@ def check_output_mode(output: str) -> str:
 
 
 def init_point_io(
-    module: nn.Module, in_features: int, energy_index: int | None, type_index: int | None, padding_type: float,
-    output: str, tssr_a: float, tssr_b: float, size_factor: float,
-    global_widths: Sequence[int] | None, head_widths: Sequence[int] | None,
-) -> tuple[tuple[int, ...], tuple[int, ...]]:  # fmt: skip
+    module: nn.Module,
+    in_features: int,
+    energy_index: int | None,
+    type_index: int | None,
+    padding_type: float,
+    output: str,
+    tssr_a: float,
+    tssr_b: float,
+    size_factor: float,
+    global_widths: Sequence[int] | None,
+    head_widths: Sequence[int] | None,
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Checks and attributes shared by the per-point regressors (PointNet, attention): ``in_features``, the
     energy / type columns, ``padding_type``, the output mode and TSSR constants. Returns the global and head
     widths (given, or the report's scaled by ``size_factor``)."""
@@ -89,8 +97,10 @@ def init_point_io(
         raise ValueError("output='tssr_energy' needs energy_index")
     module.tssr_a, module.tssr_b = float(tssr_a), float(tssr_b)
     scaled = [tuple(scaled_width(w, size_factor) for w in base) for base in (_GLOBAL, _HEAD)]
-    return (as_int_tuple(global_widths, "global_widths") or scaled[0],
-            as_int_tuple(head_widths, "head_widths") or scaled[1])  # fmt: skip
+    return (
+        as_int_tuple(global_widths, "global_widths") or scaled[0],
+        as_int_tuple(head_widths, "head_widths") or scaled[1],
+    )
 
 
 def apply_output(logit: Tensor, energy: Tensor, output: str, a: float, b: float) -> Tensor:
@@ -220,8 +230,19 @@ class PointNetSegmentation(nn.Module):
             raise ValueError(f"size factors must be > 0, got {size_factor}, {tnet_size_factor}")
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        global_widths, head_widths = init_point_io(self, in_features, energy_index, type_index, padding_type, output,
-                                                   tssr_a, tssr_b, size_factor, global_widths, head_widths)  # fmt: skip
+        global_widths, head_widths = init_point_io(
+            self,
+            in_features,
+            energy_index,
+            type_index,
+            padding_type,
+            output,
+            tssr_a,
+            tssr_b,
+            size_factor,
+            global_widths,
+            head_widths,
+        )
         in_features = self.in_features
         self.mask_padding = bool(mask_padding) and self.type_index is not None
         point_widths = as_int_tuple(point_widths, "point_widths")
@@ -234,9 +255,7 @@ class PointNetSegmentation(nn.Module):
         widths = [in_features, *point_widths]
         self.point_mlp = nn.Sequential(*(PointMLP(i, o, **bn) for i, o in zip(widths[:-1], widths[1:], strict=True)))
         k = point_widths[-1]
-        self.feature_tnet = (
-            TNet(k, k, regularize=True, l2=float(orthogonal_l2), **tnet) if feature_tnet else None
-        )  # fmt: skip
+        self.feature_tnet = TNet(k, k, regularize=True, l2=float(orthogonal_l2), **tnet) if feature_tnet else None
         widths = [k, *global_widths]
         self.global_mlp = nn.Sequential(*(PointMLP(i, o, **bn) for i, o in zip(widths[:-1], widths[1:], strict=True)))
         head_dropout = float(dropout) if len(head_widths) == 1 else 0.0

@@ -8,7 +8,7 @@ a point is real when any of its features is non-zero (a hit has a non-zero chann
 
 **Outputs.** Logits ``[B, num_classes]``; class 1 = quark. The report's models end with 2 logits, except
 ResNet_PC whose original code ends with one (``num_classes=1``: the score is ``sigmoid``, see
-:func:`jetcloud.qg_train.scores_from_logits`).
+:func:`jetcloud.qg.train.scores_from_logits`).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ Notebooks loop over names (weaver / ParT style)::
 A model module registers its factory (a class or a function) with :func:`register_model` and is listed in
 :data:`BUILTIN_MODULES`, which :func:`get_model` and :func:`available_models` import on first use, so that
 ``from jetcloud.models import registry`` stays cheap and modules can be added without touching this file's
-callers (issue 6 adds the quark/gluon classifiers here).
+callers.
 
 Model protocol the training loop relies on (:mod:`jetcloud.train.loop`):
 

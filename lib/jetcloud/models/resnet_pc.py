@@ -72,10 +72,14 @@ class Block(nn.Module):
     def __init__(self, c_in: int, c_out: int) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv1d(c_in, c_in, 1), nn.BatchNorm1d(c_in), nn.ReLU(),
-            nn.Conv1d(c_in, c_in, 3, padding=1), nn.BatchNorm1d(c_in), nn.ReLU(),
+            nn.Conv1d(c_in, c_in, 1),
+            nn.BatchNorm1d(c_in),
+            nn.ReLU(),
+            nn.Conv1d(c_in, c_in, 3, padding=1),
+            nn.BatchNorm1d(c_in),
+            nn.ReLU(),
             nn.Conv1d(c_in, c_out, 1),
-        )  # fmt: skip
+        )
         self.shortcut = nn.Conv1d(c_in, c_out, 1)
         self.pool = nn.MaxPool1d(2, 2)
 

@@ -85,9 +85,16 @@ class ParticleTransformer(ClassifierBase):
         bad = [i for i in (*coord_index, *log_features, *energy_index) if not 0 <= i < in_features]
         if bad or len(coord_index) != 2:
             raise ValueError(f"transformer: bad feature indices for {in_features} inputs (two coordinates needed)")
-        self._store(in_features=in_features, num_classes=num_classes, size=size, coord_index=tuple(coord_index),
-                    log_features=tuple(log_features), energy_index=tuple(energy_index), pair_bias=pair_bias,
-                    dropout=dropout)  # fmt: skip
+        self._store(
+            in_features=in_features,
+            num_classes=num_classes,
+            size=size,
+            coord_index=tuple(coord_index),
+            log_features=tuple(log_features),
+            energy_index=tuple(energy_index),
+            pair_bias=pair_bias,
+            dropout=dropout,
+        )
         dim, heads, n_blocks, n_cls, ffn, pair_widths = SIZES[size]
         self.in_features, self.heads = in_features, heads
         self.coord_index, self.log_features, self.energy_index = (

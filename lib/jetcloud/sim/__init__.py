@@ -1,12 +1,10 @@
-"""Simulation of MLTree-format events: Pythia 8 generation and a parametric ATLAS-like detector.
+"""Event generation and the physics both parametric detectors share; the detectors live with their workflow.
 
-Modules, in the order an event flows through them:
+- :mod:`.pythia`    processes, seeds, final-state particles (``Pythia.nextBatch`` -> :class:`.particles.Particles`)
+- :mod:`.particles` the flat particle table every stage passes on
+- :mod:`.physics`   shower parametrisations (EM / hadronic profiles, EM fraction, fluctuations), resolution fits
+- :mod:`.helix`     charged-particle helices in a solenoid (the field is an argument)
 
-- :mod:`.pythia`      processes, seeds, final-state particles (``Pythia.nextBatch`` -> :class:`.particles.Particles`)
-- :mod:`.tracker`     charged-particle tracks and their helix extrapolation to the calorimeter layers
-- :mod:`.geometry`    calorimeter cells (built-in table or a real geometry file), neighbours, noise
-- :mod:`.showers`     EM / hadronic / MIP deposits per cell and truth particle
-- :mod:`.clustering`  electronics noise + 4-2-0 topo-clustering with splitting and shared cells
-- :mod:`.writers`     MLTree ``EventTree`` and ``CellGeo`` (RNTuple via uproot, TTree via PyROOT)
-- :mod:`.pipeline`    one chunk of events end to end; :func:`.pipeline.simulate` runs chunks in parallel
+Imports only core modules. The ATLAS-like detector is :mod:`jetcloud.atlas.sim`, the CMS-like one
+:mod:`jetcloud.qg.detector`.
 """

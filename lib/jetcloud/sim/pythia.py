@@ -32,8 +32,8 @@ from dataclasses import dataclass
 import awkward as ak
 import numpy as np
 
-from ..nbtools import pythia_seed
-from .particles import Particles
+from jetcloud.seeds import pythia_seed
+from jetcloud.sim.particles import Particles
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +85,18 @@ PROCESSES: tuple[str, ...] = (*PROCESS_SETTINGS, *ALIASES, "gun")
 
 #: ATLAS MC channel numbers of the nearest official samples (written to ``mcChannelNumber``).
 MC_CHANNEL = {
-    "JZ0": 364700, "JZ1": 364701, "JZ2": 364702, "JZ3": 364703, "JZ4": 364704, "JZ5": 364705,
-    "ttbar": 410470, "hbb": 345342, "zjet": 366010, "minbias": 361238, "gun": 0,
-}  # fmt: skip
+    "JZ0": 364700,
+    "JZ1": 364701,
+    "JZ2": 364702,
+    "JZ3": 364703,
+    "JZ4": 364704,
+    "JZ5": 364705,
+    "ttbar": 410470,
+    "hbb": 345342,
+    "zjet": 366010,
+    "minbias": 361238,
+    "gun": 0,
+}
 
 #: Pythia's seed range (``Random:seed`` must be in 0..900_000_000; 0 means a clock-based seed).
 MAX_PYTHIA_SEED = 900_000_000
@@ -105,7 +114,7 @@ def canonical_process(process: str) -> str:
 
 
 def chunk_seed(seed: int, chunk: int) -> int:
-    """Pythia seed of chunk ``chunk`` of a run seeded with ``seed`` (:func:`jetcloud.nbtools.pythia_seed`)."""
+    """Pythia seed of chunk ``chunk`` of a run seeded with ``seed`` (:func:`jetcloud.seeds.pythia_seed`)."""
     return pythia_seed(seed, chunk)
 
 
@@ -139,7 +148,7 @@ def make_pythia(process: str, seed: int, extra_settings: tuple[str, ...] = (), t
 
     ``threads > 1`` returns a ``pythia8mc.PythiaParallel`` generating on that many threads. Its
     ``nextBatch`` returns the same *set* of events for a seed but in an order that depends on thread timing,
-    so :func:`jetcloud.sim.pipeline.simulate` parallelises over chunks in processes instead (deterministic
+    so :func:`jetcloud.atlas.sim.pipeline.simulate` parallelises over chunks in processes instead (deterministic
     files, and the Python detector code runs in parallel too); ``PythiaParallel`` serves Pythia-only studies
     and the benchmark.
     """
@@ -242,10 +251,21 @@ def generate_gun(config: GunConfig, n_events: int, rng: np.random.Generator, eve
         return _decay_pi0(events, pt, eta, phi, mass, rng)
     zeros = np.zeros(n_events)
     return Particles(
-        event=events, index=np.zeros(n_events, np.int32), pdg=pdg, charge=charges(pdg),
-        pt=pt, eta=eta, phi=phi, e=energy, m=np.full(n_events, mass), vx=zeros, vy=zeros, vz=zeros,
-        status=np.ones(n_events, np.int32), barcode=np.ones(n_events, np.int32),
-    )  # fmt: skip
+        event=events,
+        index=np.zeros(n_events, np.int32),
+        pdg=pdg,
+        charge=charges(pdg),
+        pt=pt,
+        eta=eta,
+        phi=phi,
+        e=energy,
+        m=np.full(n_events, mass),
+        vx=zeros,
+        vy=zeros,
+        vz=zeros,
+        status=np.ones(n_events, np.int32),
+        barcode=np.ones(n_events, np.int32),
+    )
 
 
 def _decay_pi0(events, pt, eta, phi, mass, rng) -> Particles:
@@ -273,11 +293,21 @@ def _decay_pi0(events, pt, eta, phi, mass, rng) -> Particles:
     pt_g = np.hypot(qs[:, 0], qs[:, 1])
     zeros = np.zeros(2 * n)
     return Particles(
-        event=np.repeat(events, 2), index=np.tile(np.array([0, 1], np.int32), n),
-        pdg=np.full(2 * n, 22, np.int32), charge=np.zeros(2 * n, np.float32), pt=pt_g,
-        eta=np.arcsinh(qs[:, 2] / pt_g), phi=np.arctan2(qs[:, 1], qs[:, 0]), e=es, m=zeros,
-        vx=zeros, vy=zeros, vz=zeros, status=np.ones(2 * n, np.int32), barcode=np.tile([2, 3], n).astype(np.int32),
-    )  # fmt: skip
+        event=np.repeat(events, 2),
+        index=np.tile(np.array([0, 1], np.int32), n),
+        pdg=np.full(2 * n, 22, np.int32),
+        charge=np.zeros(2 * n, np.float32),
+        pt=pt_g,
+        eta=np.arcsinh(qs[:, 2] / pt_g),
+        phi=np.arctan2(qs[:, 1], qs[:, 0]),
+        e=es,
+        m=zeros,
+        vx=zeros,
+        vy=zeros,
+        vz=zeros,
+        status=np.ones(2 * n, np.int32),
+        barcode=np.tile([2, 3], n).astype(np.int32),
+    )
 
 
 class EventGenerator:

@@ -1,4 +1,6 @@
-"""Training: masked losses, memory-mapped point-cloud datasets and the one training loop.
+"""Training for both workflows: masked losses, memory-mapped point-cloud datasets and the one training loop.
+
+Imports core modules, :mod:`jetcloud.io` and torch; never a workflow (:mod:`jetcloud.atlas`, :mod:`jetcloud.qg`).
 
 ::
 

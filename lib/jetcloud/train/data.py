@@ -1,6 +1,6 @@
 """Training data: the npz point-cloud chunks of notebook 02, memory-mapped, with no processing in the loader.
 
-Layout (written by :mod:`jetcloud.pointcloud`)::
+Layout (written by :mod:`jetcloud.atlas.pointcloud`)::
 
     <root>/point_cloud_meta.json          length L, features (names), n_features, labels, files per split, ...
     <root>/<split>/<part>.npz             feats [N, L, F] float32, frac_labels / tot_labels / tot_truth_e /
@@ -69,7 +69,7 @@ def load_meta(root: str | os.PathLike) -> dict[str, Any]:
     except FileNotFoundError:
         raise FileNotFoundError(
             f"no {META_NAME} in {root}: a point-cloud directory needs it (written by notebook 02 / "
-            f"jetcloud.pointcloud.build_atlas_point_clouds)"
+            f"jetcloud.atlas.pointcloud.build_atlas_point_clouds)"
         ) from None
     except json.JSONDecodeError as err:
         raise PointCloudFormatError(f"{path}: not valid JSON: {err}") from err
@@ -227,9 +227,15 @@ class ArrayDataset(Dataset):
             if missing:
                 raise PointCloudFormatError(f"chunk {i}: missing key(s) {missing}; it has {sorted(chunk)}")
             sizes.append(
-                _validate_chunk(chunk, f"chunk {i}", input_key=input_key, target_key=target_key,
-                                weight_key=weight_key, extra_keys=self.extra_keys)
-            )  # fmt: skip
+                _validate_chunk(
+                    chunk,
+                    f"chunk {i}",
+                    input_key=input_key,
+                    target_key=target_key,
+                    weight_key=weight_key,
+                    extra_keys=self.extra_keys,
+                )
+            )
         self._set_chunks([dict(c) for c in chunks], sizes)
 
     @property
@@ -333,16 +339,29 @@ class PointCloudDataset(ArrayDataset):
         for path in split_files(self.root, split, self.meta):
             arrays = npz_memmap(path, self.keys)
             n = _validate_chunk(
-                arrays, path, input_key=feature_key, target_key=target_key, weight_key=weight_key,
-                extra_keys=self.extra_keys, length=self.length, n_features=self.n_features,
-            )  # fmt: skip
+                arrays,
+                path,
+                input_key=feature_key,
+                target_key=target_key,
+                weight_key=weight_key,
+                extra_keys=self.extra_keys,
+                length=self.length,
+                n_features=self.n_features,
+            )
             if n:
                 files.append(path)
                 sizes.append(n)
         self.files = files
         self._set_chunks(None, sizes)
-        log.info("%s/%s: %d samples in %d file(s), L = %d, F = %d", self.root, split, len(self), len(files),
-                 self.length, self.n_features)  # fmt: skip
+        log.info(
+            "%s/%s: %d samples in %d file(s), L = %d, F = %d",
+            self.root,
+            split,
+            len(self),
+            len(files),
+            self.length,
+            self.n_features,
+        )
 
     def _get_chunks(self) -> list[Mapping[str, np.ndarray]]:
         if self._chunks is None:

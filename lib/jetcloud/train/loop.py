@@ -193,8 +193,16 @@ class TrainConfig:
         MeV-scale labels; with it the weights barely move in 20 epochs. Override it (``lr=1e-3``) unless the
         point is to reproduce the original.
         """
-        settings: dict[str, Any] = {"optimizer": "adam", "lr": 1e-9, "batch_size": 24, "epochs": 20,
-                                    "schedule": "step", "step_size": 2, "gamma": 0.5, "shuffle": False}  # fmt: skip
+        settings: dict[str, Any] = {
+            "optimizer": "adam",
+            "lr": 1e-9,
+            "batch_size": 24,
+            "epochs": 20,
+            "schedule": "step",
+            "step_size": 2,
+            "gamma": 0.5,
+            "shuffle": False,
+        }
         settings.update(overrides)
         return cls(**settings)
 
@@ -320,11 +328,12 @@ def changed_settings(saved: Mapping[str, Any], config: TrainConfig) -> list[str]
 
 
 def model_spec(model: nn.Module) -> dict[str, Any]:
-    """Identity of a model for checkpoints: class path, ``hparams`` and parameter count."""
+    """Identity of a model for checkpoints: class path, qualified name, ``hparams`` and parameter count."""
     inner = unwrap(model)
     cls = type(inner)
     return {
         "class": f"{cls.__module__}.{cls.__qualname__}",
+        "qualname": cls.__qualname__,
         "hparams": dict(getattr(inner, "hparams", None) or {}),
         "n_parameters": int(sum(p.numel() for p in inner.parameters())),
     }
@@ -346,14 +355,17 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 def _check_model(checkpoint: Mapping[str, Any], model: nn.Module, path: Path) -> None:
     saved, current = checkpoint["model"], model_spec(model)
-    if saved["class"] != current["class"]:
+    # The qualified name, not the module path: checkpoints stay loadable when a module moves (issue 11); a
+    # checkpoint written before "qualname" was stored gives it as the last part of its class path.
+    if saved.get("qualname", saved["class"].rsplit(".", 1)[-1]) != current["qualname"]:
         raise CheckpointMismatchError(
             f"{path} holds a checkpoint of {saved['class']} but the model is {current['class']}; "
             f"use another out_dir or build the model the checkpoint was written for"
         )
     a, b = saved.get("hparams") or {}, current["hparams"]
-    diffs = [f"{k}: checkpoint {a.get(k)!r} vs model {b.get(k)!r}" for k in sorted(set(a) | set(b))
-             if a.get(k) != b.get(k)]  # fmt: skip
+    diffs = [
+        f"{k}: checkpoint {a.get(k)!r} vs model {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)
+    ]
     if diffs:
         raise CheckpointMismatchError(
             f"{path} was written for {saved['class']} with other settings: {'; '.join(diffs)}"
@@ -361,8 +373,11 @@ def _check_model(checkpoint: Mapping[str, Any], model: nn.Module, path: Path) ->
     state = checkpoint["model_state"]
     own = unwrap(model).state_dict()
     bad = [f"missing {k}" for k in own if k not in state] + [f"unexpected {k}" for k in state if k not in own]
-    bad += [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}" for k, v in own.items()
-            if k in state and tuple(state[k].shape) != tuple(v.shape)]  # fmt: skip
+    bad += [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
     if bad:
         raise CheckpointMismatchError(
             f"{path}: weights do not fit the model ({len(bad)} problems): {'; '.join(bad[:5])}"
@@ -439,15 +454,27 @@ def _batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
 
 
 def _loader(
-    dataset: Dataset, batch_size: int, sampler: Sampler | Iterable[int], *, num_workers: int, seed: int,
-    device: torch.device, drop_last: bool = False,
-) -> DataLoader:  # fmt: skip
+    dataset: Dataset,
+    batch_size: int,
+    sampler: Sampler | Iterable[int],
+    *,
+    num_workers: int,
+    seed: int,
+    device: torch.device,
+    drop_last: bool = False,
+) -> DataLoader:
     workers = num_workers
     return DataLoader(
-        dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, drop_last=drop_last,
-        collate_fn=getattr(dataset, "collate_fn", None) or default_collate, pin_memory=device.type == "cuda",
-        persistent_workers=workers > 0, generator=torch.Generator().manual_seed(seed),
-    )  # fmt: skip
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        drop_last=drop_last,
+        collate_fn=getattr(dataset, "collate_fn", None) or default_collate,
+        pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
+        generator=torch.Generator().manual_seed(seed),
+    )
 
 
 def _split_batch(batch: Any, device: torch.device) -> tuple[Tensor, Tensor | None, Tensor | None]:
@@ -492,9 +519,13 @@ def _autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManag
 
 
 def _evaluate_sums(
-    model: nn.Module, loader: DataLoader, loss_fn: Callable[..., Tensor], metrics: Mapping[str, Metric],
-    device: torch.device, amp: str,
-) -> list[float]:  # fmt: skip
+    model: nn.Module,
+    loader: DataLoader,
+    loss_fn: Callable[..., Tensor],
+    metrics: Mapping[str, Metric],
+    device: torch.device,
+    amp: str,
+) -> list[float]:
     """``[total_weight, loss_sum, *metric_sums]`` (sums weighted by :func:`_batch_weight`) on this shard."""
     was_training = model.training
     model.eval()
@@ -626,8 +657,18 @@ def fit(
         raise ValueError("the training dataset is empty")
     ctx = _setup_distributed(config)
     try:
-        return _fit(model, train_dataset, val_dataset, loss_fn, config, Path(out_dir), dict(metrics or {}), resume,
-                    callbacks, ctx)  # fmt: skip
+        return _fit(
+            model,
+            train_dataset,
+            val_dataset,
+            loss_fn,
+            config,
+            Path(out_dir),
+            dict(metrics or {}),
+            resume,
+            callbacks,
+            ctx,
+        )
     finally:
         if ctx.owned and dist.is_initialized():
             gc.collect()  # free the DDP wrapper (and its reducer's reference to the group) before destroying it
@@ -635,10 +676,17 @@ def fit(
 
 
 def _fit(
-    model: nn.Module, train_dataset: Dataset, val_dataset: Dataset | None, loss_fn: Callable[..., Tensor],
-    config: TrainConfig, out_dir: Path, metrics: dict[str, Metric], resume: bool, callbacks: Sequence[Callback],
+    model: nn.Module,
+    train_dataset: Dataset,
+    val_dataset: Dataset | None,
+    loss_fn: Callable[..., Tensor],
+    config: TrainConfig,
+    out_dir: Path,
+    metrics: dict[str, Metric],
+    resume: bool,
+    callbacks: Sequence[Callback],
     ctx: _Dist,
-) -> FitResult:  # fmt: skip
+) -> FitResult:
     from tqdm.auto import tqdm
 
     device = resolve_device(config.device, ctx.local_rank if ctx.active else None)
@@ -676,8 +724,9 @@ def _fit(
         states = checkpoint["rng"]
         _set_rng_state(states[ctx.rank] if len(states) == ctx.world else states[0])
         if len(states) != ctx.world:
-            log.warning("checkpoint written by %d process(es), resuming with %d: RNG streams re-seeded", len(states),
-                        ctx.world)  # fmt: skip
+            log.warning(
+                "checkpoint written by %d process(es), resuming with %d: RNG streams re-seeded", len(states), ctx.world
+            )
             torch.manual_seed(config.seed + 1000 * start_epoch + ctx.rank)
         log.info("resuming from %s after epoch %d", last_path, start_epoch)
     else:
@@ -685,8 +734,11 @@ def _fit(
         random.seed(seed)
         np.random.seed(seed % 2**32)  # noqa: NPY002
         torch.manual_seed(seed)
-    result_kw = {"out_dir": out_dir, "start_epoch": start_epoch,
-                 "checkpoints": {"last": last_path, "best": best_path} if config.checkpoint else {}}  # fmt: skip
+    result_kw = {
+        "out_dir": out_dir,
+        "start_epoch": start_epoch,
+        "checkpoints": {"last": last_path, "best": best_path} if config.checkpoint else {},
+    }
     if start_epoch >= config.epochs or stopped:
         log.info("%s: training already complete (%d epochs%s)", out_dir, start_epoch, ", stopped early" * stopped)
         return FitResult(history, best_epoch, best, stopped, **result_kw)
@@ -694,8 +746,9 @@ def _fit(
     train_model: nn.Module = inner
     if ctx.active:
         train_model = DistributedDataParallel(inner, device_ids=[device.index] if device.type == "cuda" else None)
-    sampler = DistributedSampler(train_dataset, num_replicas=ctx.world, rank=ctx.rank, shuffle=config.shuffle,
-                                 seed=config.seed, drop_last=False)  # fmt: skip
+    sampler = DistributedSampler(
+        train_dataset, num_replicas=ctx.world, rank=ctx.rank, shuffle=config.shuffle, seed=config.seed, drop_last=False
+    )
     per_rank = len(sampler)
     drop_last = bool(batchnorms) and per_rank > 1 and per_rank % config.batch_size == 1
     if drop_last:
@@ -706,8 +759,9 @@ def _fit(
     if val_dataset is not None and len(val_dataset) > 0:  # type: ignore[arg-type]
         shard = range(ctx.rank, len(val_dataset), ctx.world)  # type: ignore[arg-type]
         val_loader = _loader(val_dataset, config.batch_size, shard, **loader_kw)
-    steps = len(train_loader) if config.max_steps_per_epoch is None else min(len(train_loader),
-                                                                             config.max_steps_per_epoch)  # fmt: skip
+    steps = (
+        len(train_loader) if config.max_steps_per_epoch is None else min(len(train_loader), config.max_steps_per_epoch)
+    )
     show = config.progress and ctx.is_main
     if ctx.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -777,9 +831,14 @@ def _fit(
         else:
             row["val_loss"] = math.nan
         mean_train_s = train_s_total / ctx.world
-        row.update({"lr": lr, "epoch_s": time.perf_counter() - t_epoch,
-                    "samples_per_s": n_total / mean_train_s if mean_train_s > 0 else math.nan,
-                    "data_wait_frac": wait_total / train_s_total if train_s_total > 0 else math.nan})  # fmt: skip
+        row.update(
+            {
+                "lr": lr,
+                "epoch_s": time.perf_counter() - t_epoch,
+                "samples_per_s": n_total / mean_train_s if mean_train_s > 0 else math.nan,
+                "data_wait_frac": wait_total / train_s_total if train_s_total > 0 else math.nan,
+            }
+        )
         history.append(row)
         monitored = row["val_loss"] if val_loader is not None else train_loss
         improved = monitored < best - config.min_delta
@@ -793,20 +852,46 @@ def _fit(
             spec = model_spec(inner)
             if config.checkpoint:
                 if improved:
-                    _save(best_path, {"format": CHECKPOINT_FORMAT, "model": spec, "model_state": inner.state_dict(),
-                                      "epoch": epoch + 1, "val_loss": monitored})  # fmt: skip
-                _save(last_path, {
-                    "format": CHECKPOINT_FORMAT, "model": spec, "model_state": inner.state_dict(),
-                    "optimizer_state": optimizer.state_dict(),
-                    "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
-                    "scaler_state": scaler.state_dict() if scaler.is_enabled() else None,
-                    "epoch": epoch + 1, "best_val_loss": best, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
-                    "stopped_early": stopped, "history": history, "rng": rng, "config": asdict(config),
-                    "world_size": ctx.world,
-                })  # fmt: skip
+                    _save(
+                        best_path,
+                        {
+                            "format": CHECKPOINT_FORMAT,
+                            "model": spec,
+                            "model_state": inner.state_dict(),
+                            "epoch": epoch + 1,
+                            "val_loss": monitored,
+                        },
+                    )
+                _save(
+                    last_path,
+                    {
+                        "format": CHECKPOINT_FORMAT,
+                        "model": spec,
+                        "model_state": inner.state_dict(),
+                        "optimizer_state": optimizer.state_dict(),
+                        "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
+                        "scaler_state": scaler.state_dict() if scaler.is_enabled() else None,
+                        "epoch": epoch + 1,
+                        "best_val_loss": best,
+                        "best_epoch": best_epoch,
+                        "bad_epochs": bad_epochs,
+                        "stopped_early": stopped,
+                        "history": history,
+                        "rng": rng,
+                        "config": asdict(config),
+                        "world_size": ctx.world,
+                    },
+                )
             _write_history(history_path, history)
-            log.info("epoch %d/%d: train %.5g, val %.5g, %.1f samples/s, data wait %.1f%%", epoch + 1, config.epochs,
-                     train_loss, row["val_loss"], row["samples_per_s"], 100 * row["data_wait_frac"])  # fmt: skip
+            log.info(
+                "epoch %d/%d: train %.5g, val %.5g, %.1f samples/s, data wait %.1f%%",
+                epoch + 1,
+                config.epochs,
+                train_loss,
+                row["val_loss"],
+                row["samples_per_s"],
+                100 * row["data_wait_frac"],
+            )
         ctx.barrier()
         for callback in callbacks:
             callback(epoch + 1, row)

@@ -26,8 +26,16 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
-__all__ = ["LOSS_KINDS", "valid_mask", "masked_loss", "masked_mse", "masked_mae", "masked_bce", "masked_huber",
-           "MaskedLoss"]  # fmt: skip
+__all__ = [
+    "LOSS_KINDS",
+    "valid_mask",
+    "masked_loss",
+    "masked_mse",
+    "masked_mae",
+    "masked_bce",
+    "masked_huber",
+    "MaskedLoss",
+]
 
 #: Point-wise losses: squared error, absolute error, binary cross-entropy, Huber.
 LOSS_KINDS: tuple[str, ...] = ("mse", "mae", "bce", "huber")
@@ -141,10 +149,16 @@ class MaskedLoss(nn.Module):
     def forward(self, pred: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
         """The masked loss (scalar)."""
         return masked_loss(
-            pred, target, self.kind, weight=weight, mask_value=self.mask_value,
-            original_normalisation=self.original_normalisation, from_logits=self.from_logits,
-            huber_delta=self.huber_delta, scale=self.scale,
-        )  # fmt: skip
+            pred,
+            target,
+            self.kind,
+            weight=weight,
+            mask_value=self.mask_value,
+            original_normalisation=self.original_normalisation,
+            from_logits=self.from_logits,
+            huber_delta=self.huber_delta,
+            scale=self.scale,
+        )
 
     def extra_repr(self) -> str:
         return f"kind={self.kind!r}, original_normalisation={self.original_normalisation}"

@@ -20,7 +20,7 @@ Geometry
   HB (1.77-2.95 m), |z| = 4.0 m for HE. Crystal and tower indices use eta = asinh(z / r) and phi as seen from the
   origin, as the detector's own coordinates.
 * Magnetic field 3.8 T along +z, uniform inside the solenoid (r < 2.95 m, |z| < 6.25 m); charged particles
-  follow helices from (0, 0, z_vertex) (:func:`jetcloud.sim.tracker.helix_to_cylinder`). A particle with
+  follow helices from (0, 0, z_vertex) (:func:`jetcloud.sim.helix.helix_to_cylinder`). A particle with
   2 R_c < 1.29 m, i.e. **pT < 0.735 GeV, curls up before the ECAL** and deposits nothing (*approximation*: its
   energy is lost in the tracker material). The transverse vertex displacement is neglected.
 
@@ -47,11 +47,11 @@ ECAL (channel 1): PbWO4 crystals, 23 cm = 25.8 X0 = 1.13 lambda_I
   (no lateral leakage). Shower-to-shower lateral fluctuations and photon conversions in the tracker are
   neglected; EM showers are fully contained (longitudinal leakage < 1% below 100 GeV).
 * Hadrons: the first interaction is exponential in depth with mean 1.2 lambda_I for mesons and 1.0 lambda_I for
-  baryons (:class:`jetcloud.sim.showers.ShowerParams`), so 0.94 lambda_pi of ECAL: **~61% of pions start their
+  baryons (:class:`jetcloud.sim.physics.ShowerParams`), so 0.94 lambda_pi of ECAL: **~61% of pions start their
   shower in the ECAL** and deposit part of it there; the others cross it as MIPs (0.25 GeV for charged).
   After the interaction the shower splits into an EM fraction f_em (Groom's mean 1 - (E/E0)^(k-1), Beta
-  distributed; :func:`jetcloud.sim.showers.mean_fem`) with a gamma-distribution profile in X0 and a non-EM
-  part with a gamma profile in lambda_I (PDG; the profiles and fluctuations of :mod:`jetcloud.sim.showers`),
+  distributed; :func:`jetcloud.sim.physics.mean_fem`) with a gamma-distribution profile in X0 and a non-EM
+  part with a gamma profile in lambda_I (PDG; the profiles and fluctuations of :mod:`jetcloud.sim.physics`),
   each divided between ECAL and HCAL by the depth. The non-EM part is seen with h/e = 1/2.4 in the ECAL
   (homogeneous PbWO4 is strongly non-compensating; e/h ~ 2.4 from the CMS 2006 combined test beam,
   Eur. Phys. J. C 60 (2009) 359, approximate) and fluctuates with a Gamma distribution (variance 0.5^2 E).
@@ -102,21 +102,21 @@ from dataclasses import dataclass, fields
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-from ..arrays import group_sum
-from .particles import Particles
-from .showers import (
+from jetcloud.arrays import group_sum
+from jetcloud.sim.helix import helix_to_cylinder, helix_to_disk
+from jetcloud.sim.particles import Particles
+from jetcloud.sim.physics import (
     KIND_EM,
     KIND_HADRON,
     KIND_MUON,
     ShowerParams,
-    _em_shape,
-    _gamma_fractions,
-    _gamma_smear,
     available_energy,
     classify,
+    em_shape,
+    gamma_fractions,
+    gamma_smear,
     mean_fem,
 )
-from .tracker import helix_to_cylinder, helix_to_disk
 
 log = logging.getLogger(__name__)
 
@@ -346,14 +346,26 @@ def impact(
         "field_half_length_mm": det.solenoid_half_length_mm,
     }
     eb, pb, rb = helix_to_cylinder(
-        particles.pt, particles.eta, particles.phi, charge, particles.vz, radius_mm,
-        half_length_mm=endcap_z_mm, **common,
-    )  # fmt: skip
+        particles.pt,
+        particles.eta,
+        particles.phi,
+        charge,
+        particles.vz,
+        radius_mm,
+        half_length_mm=endcap_z_mm,
+        **common,
+    )
     side = np.where(particles.eta >= 0, 1.0, -1.0)
     ed, pd, rd = helix_to_disk(
-        particles.pt, particles.eta, particles.phi, charge, particles.vz, side * endcap_z_mm,
-        r_max_mm=radius_mm, **common,
-    )  # fmt: skip
+        particles.pt,
+        particles.eta,
+        particles.phi,
+        charge,
+        particles.vz,
+        side * endcap_z_mm,
+        r_max_mm=radius_mm,
+        **common,
+    )
     return np.where(rb, eb, ed), np.where(rb, pb, pd), rb | rd
 
 
@@ -505,8 +517,9 @@ def calorimeter_hits(
         baryon = np.abs(pdg) > 1000
         charged = np.asarray(particles.charge)[hd] != 0
         l_e = det.ecal_depth_lambda
-        l_h = np.minimum(det.hcal_depth_lambda * np.cosh(np.minimum(np.abs(particles.eta[hd]), 3.0)),
-                         det.hcal_max_depth_lambda)  # fmt: skip
+        l_h = np.minimum(
+            det.hcal_depth_lambda * np.cosh(np.minimum(np.abs(particles.eta[hd]), 3.0)), det.hcal_max_depth_lambda
+        )
         l_int = rng.exponential(np.where(baryon, params.lambda_int_baryon, params.lambda_int_meson))
         in_ecal = l_int < l_e
         mip = np.where(charged, det.ecal_mip_gev * np.minimum(l_int, l_e) / l_e, 0.0)
@@ -520,24 +533,22 @@ def calorimeter_hits(
         x0_per_lambda = det.ecal_depth_x0 / l_e
         x_int = np.minimum(l_int, l_e) * x0_per_lambda
         x_bounds = np.stack([np.zeros(nh), np.full(nh, det.ecal_depth_x0), np.full(nh, 1e4)], axis=1)
-        a_em, b_em, _ = _em_shape(
-            np.maximum(fem * e_sh * params.em_sub_fraction, 0.05), np.ones(nh, bool), None, params
-        )
-        em_frac = np.where(in_ecal[:, None], _gamma_fractions(x_bounds, x_int, a_em, b_em), [[0.0, 1.0]])
+        a_em, b_em, _ = em_shape(np.maximum(fem * e_sh * params.em_sub_fraction, 0.05), np.ones(nh, bool), None, params)
+        em_frac = np.where(in_ecal[:, None], gamma_fractions(x_bounds, x_int, a_em, b_em), [[0.0, 1.0]])
         t_h = params.had_tmax_slope * np.log(np.maximum(e_sh, 1.0)) + params.had_tmax_offset
         a_h = 1.0 + params.had_b * t_h
         l_bounds = np.stack([np.zeros(nh), np.full(nh, l_e), l_e + l_h], axis=1)
-        had_frac = _gamma_fractions(l_bounds, l_int, a_h, np.full(nh, params.had_b))
+        had_frac = gamma_fractions(l_bounds, l_int, a_h, np.full(nh, params.had_b))
         em_part, had_part = fem * e_sh, (1.0 - fem) * e_sh
         em_ecal, em_hcal = em_part * em_frac[:, 0], em_part * em_frac[:, 1]
         had_ecal, had_hcal = had_part * had_frac[:, 0], had_part * had_frac[:, 1]
         rel = np.sqrt(det.ecal_stochastic**2 / np.maximum(em_ecal, 1e-3) + det.ecal_constant**2)
         vis_em_ecal = np.maximum(em_ecal * (1.0 + rel * rng.standard_normal(nh)), 0.0)
-        vis_had_ecal = _gamma_smear(had_ecal / det.ecal_e_over_h, np.full(nh, det.ecal_had_fluct), rng)
+        vis_had_ecal = gamma_smear(had_ecal / det.ecal_e_over_h, np.full(nh, det.ecal_had_fluct), rng)
         ecal_e[hd] = vis_em_ecal + vis_had_ecal + mip
         ecal_had[hd] = vis_had_ecal + mip  # pi0 photons (vis_em_ecal) use the EM kernel, the rest spots
         hmean = em_hcal + had_hcal / det.hcal_e_over_h
-        hvis = _gamma_smear(hmean, np.full(nh, det.hcal_stochastic), rng)
+        hvis = gamma_smear(hmean, np.full(nh, det.hcal_stochastic), rng)
         hcal_e[hd] = np.maximum(hvis * (1.0 + det.hcal_constant * rng.standard_normal(nh)), 0.0)
 
     # ---- ECAL: EM-like energy through the kernel, hadron-like energy as spots
@@ -562,9 +573,18 @@ def calorimeter_hits(
     idx = np.flatnonzero(active & (ecal_had > 0))
     if len(idx):
         s_ev, s_eta, s_phi, s_e = _spots(
-            ev[idx], e_eta[idx], e_phi[idx], ecal_had[idx], det.ecal_spot_gev, det.ecal_max_spots,
-            det.ecal_had_core_fraction, det.ecal_had_core_mm, det.ecal_had_halo_mm, det.ecal_radius_mm, rng,
-        )  # fmt: skip
+            ev[idx],
+            e_eta[idx],
+            e_phi[idx],
+            ecal_had[idx],
+            det.ecal_spot_gev,
+            det.ecal_max_spots,
+            det.ecal_had_core_fraction,
+            det.ecal_had_core_mm,
+            det.ecal_had_halo_mm,
+            det.ecal_radius_mm,
+            rng,
+        )
         ie, ip, inside = crystal_index(s_eta, s_phi)
         ecal_cols.append((s_ev[inside], ie[inside], ip[inside], s_e[inside]))
     ecal = Hits.summed(*(np.concatenate(c) for c in zip(*ecal_cols, strict=True)), N_CRYSTAL_PHI)
@@ -572,9 +592,18 @@ def calorimeter_hits(
     # ---- HCAL: spots on towers
     idx = np.flatnonzero(active & (hcal_e > 0) & np.isfinite(h_eta))
     s_ev, s_eta, s_phi, s_e = _spots(
-        ev[idx], h_eta[idx], h_phi[idx], hcal_e[idx], det.hcal_spot_gev, det.hcal_max_spots,
-        det.hcal_core_fraction, det.hcal_core_mm, det.hcal_halo_mm, det.hcal_radius_mm, rng,
-    )  # fmt: skip
+        ev[idx],
+        h_eta[idx],
+        h_phi[idx],
+        hcal_e[idx],
+        det.hcal_spot_gev,
+        det.hcal_max_spots,
+        det.hcal_core_fraction,
+        det.hcal_core_mm,
+        det.hcal_halo_mm,
+        det.hcal_radius_mm,
+        rng,
+    )
     te, tp, inside = tower_index(s_eta, s_phi)
     hcal = Hits.summed(s_ev[inside], te[inside], tp[inside], s_e[inside], N_TOWER_PHI)
     return ecal, hcal, (e_eta, e_phi, e_ok)
@@ -743,7 +772,7 @@ def single_particle_response(
 
     Returns ``energy`` (n_E,), ``ecal`` and ``hcal`` (n_E, n) in GeV.
     """
-    from .showers import gun_particles
+    from jetcloud.sim.physics import gun_particles
 
     energies = np.asarray(energies, np.float64)
     out = {"energy": energies, "ecal": np.zeros((len(energies), n)), "hcal": np.zeros((len(energies), n))}

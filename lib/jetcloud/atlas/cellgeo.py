@@ -4,7 +4,7 @@
 content of the MLTree ``CellGeo`` tree (``mltree-schema.md`` section 4) plus ``z`` and ``depth``. Three sources:
 
 ``CaloGeometry.builtin()``
-    A parametric geometry expanded from the committed per-region table ``jetcloud/data/builtin_geometry.csv``
+    A parametric geometry expanded from the committed per-region table ``jetcloud/atlas/data/builtin_geometry.csv``
     (one row per sampling, side and region of constant granularity). The table was derived from the real ATLAS
     Run-2 geometry (``ATLAS-R2-2016-01-00-01``) with :func:`derive_region_table`; ``benchmarks/
     derive_builtin_geometry.py`` regenerates it. Eta edges and granularity are the nominal (unaligned) ones;
@@ -70,7 +70,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from jetcloud.geometry import SAMPLING_NAMES
+from jetcloud.atlas.layers import SAMPLING_NAMES
+from jetcloud.kinematics import wrap_phi
 
 log = logging.getLogger(__name__)
 
@@ -78,21 +79,30 @@ N_SAMPLINGS = len(SAMPLING_NAMES)  # 24
 TWO_PI = 2.0 * np.pi
 
 #: Path of the committed built-in region table.
-BUILTIN_TABLE = Path(__file__).resolve().parents[1] / "data" / "builtin_geometry.csv"
+BUILTIN_TABLE = Path(__file__).resolve().parent / "data" / "builtin_geometry.csv"
 
 #: Samplings whose cells sit on a surface of fixed |z| (PreSamplerE, EME, HEC, FCAL); the others have fixed r.
 SAMPLING_IS_ENDCAP: np.ndarray = np.array([4 <= s <= 11 or s >= 21 for s in range(N_SAMPLINGS)])
 
 #: Depth order within each calorimeter: sampling -> next deeper sampling (``nextInSamp``).
 DEPTH_NEXT: dict[int, int] = {
-    0: 1, 1: 2, 2: 3,  # PreSamplerB - EMB1 - EMB2 - EMB3
-    4: 5, 5: 6, 6: 7,  # PreSamplerE - EME1 - EME2 - EME3
-    8: 9, 9: 10, 10: 11,  # HEC0..3
-    12: 13, 13: 14,  # TileBar0..2
+    0: 1,
+    1: 2,
+    2: 3,  # PreSamplerB - EMB1 - EMB2 - EMB3
+    4: 5,
+    5: 6,
+    6: 7,  # PreSamplerE - EME1 - EME2 - EME3
+    8: 9,
+    9: 10,
+    10: 11,  # HEC0..3
+    12: 13,
+    13: 14,  # TileBar0..2
     15: 16,  # TileGap1 (C10) - TileGap2 (D4)
-    18: 19, 19: 20,  # TileExt0..2
-    21: 22, 22: 23,  # FCAL0..2
-}  # fmt: skip
+    18: 19,
+    19: 20,  # TileExt0..2
+    21: 22,
+    22: 23,  # FCAL0..2
+}
 #: EM barrel -> EM end-cap sampling at the same depth (``nextSubDet``; the reverse is ``prevSubDet``).
 SUBDET_NEXT: dict[int, int] = {0: 4, 1: 5, 2: 6, 3: 7}
 #: LAr EM -> the calorimeter behind it (``nextSuperCalo``), candidates in order; reverse is ``prevSuperCalo``.
@@ -102,15 +112,25 @@ SUPERCALO_NEXT: dict[int, tuple[int, ...]] = {3: (12, 18, 17), 7: (8,)}
 OVERLAP_PAIRS: tuple[tuple[int, int], ...] = (
     *DEPTH_NEXT.items(),
     *SUBDET_NEXT.items(),
-    (3, 12), (3, 18), (3, 17), (7, 8),  # EMB3 - Tile A / E cells, EME3 - HEC0
-    (12, 17), (18, 17),  # Tile A cells - E scintillators (overlap in eta at the gap edges)
-)  # fmt: skip
+    (3, 12),
+    (3, 18),
+    (3, 17),
+    (7, 8),  # EMB3 - Tile A / E cells, EME3 - HEC0
+    (12, 17),
+    (18, 17),  # Tile A cells - E scintillators (overlap in eta at the gap edges)
+)
 #: Lateral Tile pairs (same depth, adjacent in eta) whose cells are neighbours when they touch.
 TOUCH_PAIRS: tuple[tuple[int, int], ...] = (
-    (12, 18), (12, 17), (17, 18),  # A10 | E1,E2 | A12
-    (13, 15), (15, 19), (13, 19),  # BC9 | C10 | B11
-    (14, 16), (16, 20), (14, 20),  # D3 | D4 | D5
-)  # fmt: skip
+    (12, 18),
+    (12, 17),
+    (17, 18),  # A10 | E1,E2 | A12
+    (13, 15),
+    (15, 19),
+    (13, 19),  # BC9 | C10 | B11
+    (14, 16),
+    (16, 20),
+    (14, 20),  # D3 | D4 | D5
+)
 
 #: Approximate electronic noise (MeV, mu = 0) per sampling: (|eta| knots, sigma at the knots), linear in
 #: between and constant outside. Read off EPJC 77 (2017) 490, Fig. 4; tens-of-percent accuracy.
@@ -143,9 +163,17 @@ NOISE_TABLE_MEV: dict[int, tuple[tuple[float, ...], tuple[float, ...]]] = {
 
 #: The 10 neighbour columns, in CellGeo branch order.
 NEIGHBOUR_NAMES: tuple[str, ...] = (
-    "prevInPhi", "nextInPhi", "prevInEta", "nextInEta", "prevInSamp", "nextInSamp",
-    "prevSubDet", "nextSubDet", "prevSuperCalo", "nextSuperCalo",
-)  # fmt: skip
+    "prevInPhi",
+    "nextInPhi",
+    "prevInEta",
+    "nextInEta",
+    "prevInSamp",
+    "nextInSamp",
+    "prevSubDet",
+    "nextSubDet",
+    "prevSuperCalo",
+    "nextSuperCalo",
+)
 #: CellGeo branch name -> (CaloGeometry attribute, dtype), in container (mltree-schema.md section 4) order.
 CELLGEO_COLUMNS: dict[str, tuple[str, type]] = {
     "cell_geo_ID": ("cell_id", np.uint64),
@@ -165,14 +193,20 @@ FASTCALOSIM_BRANCHES: tuple[str, ...] = ("identifier", "calosample", "eta", "phi
 
 #: Columns of the built-in region table, in file order.
 TABLE_COLUMNS: tuple[str, ...] = (
-    "sampling", "name", "side", "region", "abs_eta_min", "abs_eta_max", "deta", "n_eta", "n_phi", "phi_offset",
-    "surface", "position_mm", "depth_mm",
-)  # fmt: skip
-
-
-def wrap_phi(phi: np.ndarray | float) -> np.ndarray:
-    """Wrap angles into (-pi, pi]."""
-    return np.pi - np.mod(np.pi - np.asarray(phi, dtype=np.float64), TWO_PI)
+    "sampling",
+    "name",
+    "side",
+    "region",
+    "abs_eta_min",
+    "abs_eta_max",
+    "deta",
+    "n_eta",
+    "n_phi",
+    "phi_offset",
+    "surface",
+    "position_mm",
+    "depth_mm",
+)
 
 
 def electronic_noise_mev(sampling: np.ndarray, eta: np.ndarray) -> np.ndarray:
@@ -579,8 +613,9 @@ class CaloGeometry:
         """The (sampling, eta, phi) -> cell lookup structure (built on first use)."""
         t0 = time.perf_counter()
         loc = CellLocator(self.sampling, self.eta, self.phi, self.deta, self.dphi)
-        log.debug("cell locator: %d bins x %d candidates in %.3f s", loc.n_bins, loc.table.shape[1],
-                  time.perf_counter() - t0)  # fmt: skip
+        log.debug(
+            "cell locator: %d bins x %d candidates in %.3f s", loc.n_bins, loc.table.shape[1], time.perf_counter() - t0
+        )
         return loc
 
     def cell_index(self, sampling: np.ndarray | int, eta: np.ndarray, phi: np.ndarray) -> np.ndarray:
@@ -628,8 +663,9 @@ class CaloGeometry:
     # ---- output ------------------------------------------------------------------------------------------
     def to_cellgeo_branches(self) -> dict[str, np.ndarray]:
         """The 19 MLTree ``CellGeo`` branches (exact names and dtypes, container order) as 1-D numpy arrays."""
-        return {name: np.ascontiguousarray(getattr(self, attr), dtype=dt) for name, (attr, dt) in
-                CELLGEO_COLUMNS.items()}  # fmt: skip
+        return {
+            name: np.ascontiguousarray(getattr(self, attr), dtype=dt) for name, (attr, dt) in CELLGEO_COLUMNS.items()
+        }
 
     # ---- constructors ------------------------------------------------------------------------------------
     @classmethod
@@ -726,10 +762,13 @@ class CaloGeometry:
             return [m[s] for m in maps]
 
         for name, table, reverse in (
-            ("prevInSamp", DEPTH_NEXT, True), ("nextInSamp", DEPTH_NEXT, False),
-            ("prevSubDet", SUBDET_NEXT, True), ("nextSubDet", SUBDET_NEXT, False),
-            ("prevSuperCalo", SUPERCALO_NEXT, True), ("nextSuperCalo", SUPERCALO_NEXT, False),
-        ):  # fmt: skip
+            ("prevInSamp", DEPTH_NEXT, True),
+            ("nextInSamp", DEPTH_NEXT, False),
+            ("prevSubDet", SUBDET_NEXT, True),
+            ("nextSubDet", SUBDET_NEXT, False),
+            ("prevSuperCalo", SUPERCALO_NEXT, True),
+            ("nextSuperCalo", SUPERCALO_NEXT, False),
+        ):
             res = np.full(n, -1, dtype=np.int32)
             for target in mapped(table, reverse):
                 todo = np.flatnonzero((res < 0) & (target >= 0))
@@ -768,8 +807,17 @@ class CaloGeometry:
             | iphi
         )
         order = np.argsort(cell_id, kind="stable")
-        cols = dict(cell_id=cell_id, sampling=samp, eta=eta, phi=phi, r_perp=r_perp, z=z, deta=deta, dphi=dphi,
-                    depth=reg["depth_mm"][owner])  # fmt: skip
+        cols = dict(
+            cell_id=cell_id,
+            sampling=samp,
+            eta=eta,
+            phi=phi,
+            r_perp=r_perp,
+            z=z,
+            deta=deta,
+            dphi=dphi,
+            depth=reg["depth_mm"][owner],
+        )
         geo = cls.from_cells(**{k_: v[order] for k_, v in cols.items()}, source=f"builtin:{path.name}")
         log.info("built-in geometry: %d cells in %.3f s", geo.n_cells, time.perf_counter() - t0)
         return geo
@@ -830,10 +878,20 @@ class CaloGeometry:
         unit = estimate_volume(sampling, eta, r_perp, deta, dphi, np.ones_like(eta))
         depth = np.divide(col["volume"], unit, out=np.zeros_like(unit), where=unit > 0)
         return cls.from_cells(
-            cell_id=col["cell_id"], sampling=sampling, eta=eta, phi=col["phi"], r_perp=r_perp,
-            z=r_perp * np.sinh(eta), deta=deta, dphi=dphi, depth=depth, source=f"cellgeo:{path.name}",
-            volume=col["volume"], sigma=col["sigma"], neighbours={n: col[n] for n in NEIGHBOUR_NAMES},
-        )  # fmt: skip
+            cell_id=col["cell_id"],
+            sampling=sampling,
+            eta=eta,
+            phi=col["phi"],
+            r_perp=r_perp,
+            z=r_perp * np.sinh(eta),
+            deta=deta,
+            dphi=dphi,
+            depth=depth,
+            source=f"cellgeo:{path.name}",
+            volume=col["volume"],
+            sigma=col["sigma"],
+            neighbours={n: col[n] for n in NEIGHBOUR_NAMES},
+        )
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -878,8 +936,10 @@ def _read_fastcalosim(path: Path, tree: str | None) -> dict[str, np.ndarray]:
         if tree is None:
             hits = [n for n in names if all(b in f[n].keys() for b in ("identifier", "calosample"))]
             if not hits:
-                raise ValueError(f"{path}: no FastCaloSim geometry tree (branches identifier, calosample); "
-                                 f"trees found: {sorted(names)}")  # fmt: skip
+                raise ValueError(
+                    f"{path}: no FastCaloSim geometry tree (branches identifier, calosample); "
+                    f"trees found: {sorted(names)}"
+                )
             tree = hits[0]
         elif tree not in names:
             raise ValueError(f"{path}: no tree {tree!r} (found: {sorted(names)})")
@@ -925,8 +985,9 @@ def read_region_table(path: str | os.PathLike = BUILTIN_TABLE) -> dict[str, np.n
     """The built-in region table as columns (numeric columns as numpy arrays, ``name``/``surface`` as str)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"built-in geometry table {path} not found (regenerate it with "
-                                "benchmarks/derive_builtin_geometry.py)")  # fmt: skip
+        raise FileNotFoundError(
+            f"built-in geometry table {path} not found (regenerate it with benchmarks/derive_builtin_geometry.py)"
+        )
     with path.open(newline="") as fh:
         rows = [r for r in csv.DictReader(line for line in fh if not line.startswith("#"))]
     if not rows or any(c not in rows[0] for c in TABLE_COLUMNS):
@@ -972,15 +1033,29 @@ def derive_region_table(path: str | os.PathLike, n_fcal_bands: int = 4) -> list[
     dr, dz = d.get("dr", np.zeros_like(r)).astype(np.float64), d.get("dz", np.zeros_like(r)).astype(np.float64)
     rows: list[dict[str, object]] = []
 
-    def add(s: int, side: int, region: int, lo: float, de: float, ne: int, nph: int, off: float,
-            cells: np.ndarray) -> None:  # fmt: skip
+    def add(
+        s: int, side: int, region: int, lo: float, de: float, ne: int, nph: int, off: float, cells: np.ndarray
+    ) -> None:
         endcap = bool(SAMPLING_IS_ENDCAP[s])
         pos = np.median(absz[cells] if endcap else r[cells])
         dep = np.median((dz if endcap else dr)[cells])
-        rows.append(dict(sampling=s, name=SAMPLING_NAMES[s], side=side, region=region,
-                         abs_eta_min=round(lo, 6), abs_eta_max=round(lo + ne * de, 6), deta=round(de, 7),
-                         n_eta=ne, n_phi=nph, phi_offset=round(off, 6), surface="z" if endcap else "r",
-                         position_mm=round(float(pos), 2), depth_mm=round(float(dep), 2)))  # fmt: skip
+        rows.append(
+            dict(
+                sampling=s,
+                name=SAMPLING_NAMES[s],
+                side=side,
+                region=region,
+                abs_eta_min=round(lo, 6),
+                abs_eta_max=round(lo + ne * de, 6),
+                deta=round(de, 7),
+                n_eta=ne,
+                n_phi=nph,
+                phi_offset=round(off, 6),
+                surface="z" if endcap else "r",
+                position_mm=round(float(pos), 2),
+                depth_mm=round(float(dep), 2),
+            )
+        )
 
     for s in range(N_SAMPLINGS):
         for side in (-1, 1):
@@ -1012,8 +1087,11 @@ def derive_region_table(path: str | os.PathLike, n_fcal_bands: int = 4) -> list[
             for i in range(1, len(centres) + 1):
                 brk = i == len(centres)
                 if not brk:
-                    same = (abs(row_deta[i] - row_deta[start]) < 1e-5 and counts[i] == counts[start]
-                            and abs(row_dphi[i] - row_dphi[start]) < 1e-6)  # fmt: skip
+                    same = (
+                        abs(row_deta[i] - row_deta[start]) < 1e-5
+                        and counts[i] == counts[start]
+                        and abs(row_dphi[i] - row_dphi[start]) < 1e-6
+                    )
                     gap = centres[i] - centres[i - 1] - (row_deta[i] + row_deta[i - 1]) / 2
                     brk = not same or abs(gap) > 0.1 * min(row_deta[i], row_deta[i - 1])
                 if brk:
@@ -1022,8 +1100,13 @@ def derive_region_table(path: str | os.PathLike, n_fcal_bands: int = 4) -> list[
                     de = float(row_deta[start])
                     nph = int(counts[start])
                     if abs(nph * row_dphi[start] - TWO_PI) > 1e-3:
-                        log.warning("%s side %d: row with %d phi cells of %.4f does not cover 2 pi",
-                                    SAMPLING_NAMES[s], side, nph, row_dphi[start])  # fmt: skip
+                        log.warning(
+                            "%s side %d: row with %d phi cells of %.4f does not cover 2 pi",
+                            SAMPLING_NAMES[s],
+                            side,
+                            nph,
+                            row_dphi[start],
+                        )
                     off = _circular_offset(phi[cells] - dphi[cells] / 2 + np.pi, TWO_PI / nph)
                     lo = float(row_mean[start] - de / 2)
                     add(s, side, region, lo, de, i - start, nph, off, cells)

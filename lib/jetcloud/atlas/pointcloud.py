@@ -3,7 +3,7 @@
 ATLAS section
 =============
 
-Track-centred samples (the parquet schema of :mod:`jetcloud.samples`) become padded arrays of ``L`` points per
+Track-centred samples (the parquet schema of :mod:`jetcloud.atlas.samples`) become padded arrays of ``L`` points per
 sample, the input of JetPointNet (``jetpointnet-reference.md`` section 3, ``jets_awk_to_npz.py``). Everything
 is computed for all samples of a parquet part at once with awkward / numpy: there is no Python loop over
 samples, cells or points.
@@ -179,7 +179,7 @@ _REQUIRED_COLUMNS: tuple[str, ...] = (
 )
 #: The smallest columns giving the three list lengths and the cell count.
 _LENGTH_COLUMNS: tuple[str, ...] = ("track_points.layer", "cells.E", "other_track_points.track")
-_EMB2, _EME2 = 1, 4  # jetcloud.geometry.LAYER_NAMES.index("EMB2"), ("EME2")
+_EMB2, _EME2 = 1, 4  # jetcloud.atlas.layers.LAYER_NAMES.index("EMB2"), ("EME2")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -218,7 +218,7 @@ def check_atlas_sample_schema(path: str | os.PathLike) -> None:
     """Raise ``ValueError`` naming ``path`` and every missing field if the parquet file lacks a needed field.
 
     Only the parquet footer is read. The fields checked are those this stage uses (dotted paths such as
-    ``cells.focus_energy``; see the sample schema in :mod:`jetcloud.samples`).
+    ``cells.focus_energy``; see the sample schema in :mod:`jetcloud.atlas.samples`).
     """
     try:
         meta = ak.metadata_from_parquet(os.fspath(path))
@@ -228,7 +228,8 @@ def check_atlas_sample_schema(path: str | os.PathLike) -> None:
     missing = [c for c in _REQUIRED_COLUMNS if c not in columns]
     if missing:
         raise ValueError(
-            f"{path}: not a track-centred sample file (jetcloud.samples schema); missing fields: {', '.join(missing)}"
+            f"{path}: not a track-centred sample file (jetcloud.atlas.samples schema); "
+            f"missing fields: {', '.join(missing)}"
         )
 
 
@@ -383,8 +384,11 @@ def atlas_point_arrays(
 
     pt = np.asarray(ak.to_numpy(samples["trackPt"]), np.float64)
     f_cols = [*xyz(tp, f_owner, f_keep), np.zeros(len(f_owner)), pt[f_owner] * scale]
-    c_cols = [*xyz(cells, c_sel_owner, c_keep), _flat(cells, "distance_to_track")[c_keep] * coord_scale,
-              energy[c_keep] * scale]  # fmt: skip
+    c_cols = [
+        *xyz(cells, c_sel_owner, c_keep),
+        _flat(cells, "distance_to_track")[c_keep] * coord_scale,
+        energy[c_keep] * scale,
+    ]
     o_cols = [*xyz(otp, o_sel_owner, o_keep), _flat(otp, "distance_to_track")[o_keep] * coord_scale, o_pt * scale]
 
     feats = np.zeros((n, length, n_feat), np.float32)
@@ -440,7 +444,8 @@ def _sample_parts(samples_dir: str | os.PathLike) -> dict[str, list[Path]]:
     root = Path(samples_dir)
     if not root.is_dir():
         raise FileNotFoundError(
-            f"samples directory {root} does not exist (build it with jetcloud.samples.build_samples / notebook 01)"
+            f"samples directory {root} does not exist "
+            "(build it with jetcloud.atlas.samples.build_samples / notebook 01)"
         )
     parts = {}
     for split in SPLIT_NAMES:
@@ -473,8 +478,9 @@ def _write_npz(target: Path, arrays: Mapping[str, np.ndarray], compress: bool) -
         (np.savez_compressed if compress else np.savez)(handle, **arrays)
 
 
-def _process_part(task: _PartTask, *, out_dir: str, length: int, min_cells: int, options: dict[str, Any],
-                  compress: bool) -> dict[str, Any]:  # fmt: skip
+def _process_part(
+    task: _PartTask, *, out_dir: str, length: int, min_cells: int, options: dict[str, Any], compress: bool
+) -> dict[str, Any]:
     t0 = time.process_time()
     samples = _read_part(task.path, _REQUIRED_COLUMNS)
     n_in = len(samples)
@@ -521,7 +527,7 @@ def build_atlas_point_clouds(
 ) -> dict[str, Any]:
     """Build ``out_dir/{train,val,test}/<part>.npz`` from the sample parquet parts in ``samples_dir``.
 
-    ``samples_dir`` is the output of :func:`jetcloud.samples.build_samples` (``train``, ``val`` and ``test``
+    ``samples_dir`` is the output of :func:`jetcloud.atlas.samples.build_samples` (``train``, ``val`` and ``test``
     folders of parquet parts, each may be empty). Two passes, both run by :func:`jetcloud.parallel.map_chunks`
     (``workers`` local processes, or a Dask ``scheduler``), one task per part:
 
@@ -556,10 +562,11 @@ def build_atlas_point_clouds(
 
     first = run(functools.partial(_part_lengths, min_cells=min_cells), tasks, desc="point-cloud lengths")
     lengths = {
-        split: np.concatenate([r["lengths"] for t, r in zip(tasks, first, strict=True) if t.split == split] or
-                              [np.zeros(0, np.int64)])
+        split: np.concatenate(
+            [r["lengths"] for t, r in zip(tasks, first, strict=True) if t.split == split] or [np.zeros(0, np.int64)]
+        )
         for split in SPLIT_NAMES
-    }  # fmt: skip
+    }
     if length is None:
         if len(lengths["train"]) == 0:
             raise ValueError(
@@ -570,21 +577,30 @@ def build_atlas_point_clouds(
         length_source = f"quantile {length_quantile} of the training lengths"
     else:
         length_source = "given"
-    options = {"energy_unit": energy_unit, "coordinates": coordinates, "one_hot_type": bool(one_hot_type),
-               "coordinate_scale": float(coordinate_scale)}  # fmt: skip
+    options = {
+        "energy_unit": energy_unit,
+        "coordinates": coordinates,
+        "one_hot_type": bool(one_hot_type),
+        "coordinate_scale": float(coordinate_scale),
+    }
     out_dir = Path(out_dir)
     log.info("point clouds: %d part(s), L = %d (%s), into %s", len(tasks), length, length_source, out_dir)
     with atomic_dir(out_dir) as tmp:
         for split in SPLIT_NAMES:
             (tmp / split).mkdir()
-        func = functools.partial(_process_part, out_dir=os.fspath(tmp), length=length, min_cells=min_cells,
-                                 options=options, compress=compress)  # fmt: skip
+        func = functools.partial(
+            _process_part,
+            out_dir=os.fspath(tmp),
+            length=length,
+            min_cells=min_cells,
+            options=options,
+            compress=compress,
+        )
         results = run(func, tasks, desc="point clouds")
         counts = {}
         for split in SPLIT_NAMES:
             rows = [r for r in results if r["split"] == split]
-            keys = ("samples_in", "removed_min_cells", "written", "truncated", "cells_in", "cells_dropped",
-                    "points_in")  # fmt: skip
+            keys = ("samples_in", "removed_min_cells", "written", "truncated", "cells_in", "cells_dropped", "points_in")
             counts[split] = {k: int(sum(r[k] for r in rows)) for k in keys}
             counts[split]["files"] = len(rows)
         meta = {
@@ -623,12 +639,27 @@ def build_atlas_point_clouds(
     if manifest:
         from jetcloud.io.manifest import write_manifest
 
-        write_manifest(out_dir, inputs=[Path(samples_dir)], seed=None, wall_time_s=summary["wall_s"],
-                       parameters={**options, "length": length, "length_quantile": length_quantile,
-                                   "min_cells": min_cells, "compress": compress},
-                       extra={"counts": counts}, hash_output=False)  # fmt: skip
-    log.info("point clouds: L = %d, written %s (%.1f s)", length,
-             {s: c["written"] for s, c in counts.items()}, summary["wall_s"])  # fmt: skip
+        write_manifest(
+            out_dir,
+            inputs=[Path(samples_dir)],
+            seed=None,
+            wall_time_s=summary["wall_s"],
+            parameters={
+                **options,
+                "length": length,
+                "length_quantile": length_quantile,
+                "min_cells": min_cells,
+                "compress": compress,
+            },
+            extra={"counts": counts},
+            hash_output=False,
+        )
+    log.info(
+        "point clouds: L = %d, written %s (%.1f s)",
+        length,
+        {s: c["written"] for s, c in counts.items()},
+        summary["wall_s"],
+    )
     return summary
 
 
@@ -715,3 +746,15 @@ def load_parts(out_dir: str | os.PathLike, split: str, max_files: int | None = N
     out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     out["part"] = np.concatenate([np.full(len(p["n_points"]), f.stem) for p, f in zip(parts, files, strict=True)])
     return out
+
+
+def point_types(feats: np.ndarray, features: list[str] | tuple[str, ...]) -> np.ndarray:
+    """The point type (-1 padding, 0 cell, 1 focused track, 2 other track) of every row of ``feats [..., F]``.
+
+    Works for the ``type`` column and for the one-hot columns of :mod:`jetcloud.atlas.pointcloud`.
+    """
+    features = list(features)
+    if "type" in features:
+        return np.rint(feats[..., features.index("type")]).astype(np.int8)
+    columns = [features.index(f"is_{name}") for name in ("padding", "cell", "focus_track", "other_track")]
+    return (np.argmax(feats[..., columns], axis=-1) - 1).astype(np.int8)

@@ -1,6 +1,6 @@
 """Validation of the simulated detector from the files it wrote (what a user of real MLTree files sees).
 
-All functions read MLTree ``EventTree`` arrays (awkward, as returned by :func:`jetcloud.io.mltree.iterate_events`
+All functions read MLTree ``EventTree`` arrays (awkward, as returned by :func:`jetcloud.atlas.mltree.iterate_events`
 or ``uproot``) and the geometry; none needs the simulation internals, so they also run on real files.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 import awkward as ak
 import numpy as np
 
-from ..geometry import MISSING_THRESHOLD, SAMPLING_NAMES
-from .geometry import CaloGeometry
+from jetcloud.atlas.cellgeo import CaloGeometry
+from jetcloud.atlas.layers import MISSING_THRESHOLD, SAMPLING_NAMES
 
 
 def cluster_cells(events: ak.Array, geometry: CaloGeometry) -> dict[str, np.ndarray]:

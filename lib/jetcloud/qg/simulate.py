@@ -20,8 +20,8 @@ qg-reference.md section 1):
 * Labels (MLAnalyzer ``has_dijet``): the two outgoing partons of the hard process (Pythia status -23) are each
   matched to the nearest selected jet within Delta R < 0.4; both must match, to two different jets, and both must
   be light quarks (|pdgId| <= 3, label 1) or both gluons (label 0). The leading matched jet is kept.
-* Images: :mod:`jetcloud.sim.cms` (seeded on the HCAL tower; jets whose seed is not image-able are dropped).
-* File: :class:`jetcloud.io.e2e.E2EWriter`; per class the first ``test_fraction`` of the jets (in chunk order)
+* Images: :mod:`jetcloud.qg.detector` (seeded on the HCAL tower; jets whose seed is not image-able are dropped).
+* File: :class:`jetcloud.qg.e2e.E2EWriter`; per class the first ``test_fraction`` of the jets (in chunk order)
   go to ``test_*``, the rest to ``train_*``, so both splits are balanced.
 
 **Particle level** (:func:`simulate_particles`, EnergyFlow's Pythia 8 quark/gluon set, qg-reference.md 6.2):
@@ -33,7 +33,7 @@ qg-reference.md section 1):
   Quark events whose outgoing quark is c or b are rejected (EnergyFlow's default set has u, d, s only).
 * Jets: anti-kT R = 0.4 on the visible final-state particles; the leading jet is kept when 500 < pT < 550 GeV and
   |y| < 1.7. Labels come from the process (quark 1, gluon 0), as in EnergyFlow.
-* File: :func:`jetcloud.io.energyflow.write_qg_npz` (``X`` (N, max multiplicity, 4) with (pT, y, phi, pid)).
+* File: :func:`jetcloud.qg.energyflow.write_qg_npz` (``X`` (N, max multiplicity, 4) with (pT, y, phi, pid)).
 """
 
 from __future__ import annotations
@@ -49,14 +49,14 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from ..arrays import gather_ranges
-from ..io.e2e import E2EWriter, check_output
-from ..io.energyflow import write_qg_npz
-from ..io.manifest import write_manifest
-from ..parallel import default_workers, map_chunks
-from . import cms
-from .particles import Particles
-from .pythia import chunk_seed, final_state, make_pythia
+from jetcloud.arrays import gather_ranges
+from jetcloud.io.manifest import write_manifest
+from jetcloud.parallel import default_workers, map_chunks
+from jetcloud.qg import detector as cms
+from jetcloud.qg.e2e import E2EWriter, check_output
+from jetcloud.qg.energyflow import write_qg_npz
+from jetcloud.sim.particles import Particles
+from jetcloud.sim.pythia import chunk_seed, final_state, make_pythia
 
 log = logging.getLogger(__name__)
 
@@ -136,9 +136,13 @@ class ImageConfig:
         """Pythia settings of the quark (``label=1``) or gluon (0) stream."""
         lo, hi = self.pt_hat
         return (
-            f"Beams:eCM = {self.sqrt_s}", *CMS_TUNE, "HardQCD:all = off", *DIJET_PROCESSES[label],
-            f"PhaseSpace:pTHatMin = {lo}", f"PhaseSpace:pTHatMax = {hi}",
-        )  # fmt: skip
+            f"Beams:eCM = {self.sqrt_s}",
+            *CMS_TUNE,
+            "HardQCD:all = off",
+            *DIJET_PROCESSES[label],
+            f"PhaseSpace:pTHatMin = {lo}",
+            f"PhaseSpace:pTHatMax = {hi}",
+        )
 
 
 @dataclass(frozen=True)
@@ -175,9 +179,12 @@ class ParticleConfig:
     def settings(self, label: int) -> tuple[str, ...]:
         """Pythia settings of the quark (``label=1``) or gluon (0) stream."""
         return (
-            f"Beams:eCM = {self.sqrt_s}", *DEFAULT_TUNE, "WeakZ0:gmZmode = 2", *ZJET_PROCESSES[label],
+            f"Beams:eCM = {self.sqrt_s}",
+            *DEFAULT_TUNE,
+            "WeakZ0:gmZmode = 2",
+            *ZJET_PROCESSES[label],
             f"PhaseSpace:pTHatMin = {self.pt_hat}",
-        )  # fmt: skip
+        )
 
 
 def _common_checks(cfg: ImageConfig | ParticleConfig) -> None:
@@ -294,10 +301,15 @@ def cluster_jets(particles: Particles, n_events: int, r: float = 0.4, pt_min: fl
         eta = np.arcsinh(np.divide(jpz, pt, out=np.zeros_like(pt), where=pt > 0))
         y = 0.5 * np.log((je + jpz) / np.maximum(je - jpz, 1e-12))
     return Jets(
-        event=event[order], pt=pt, eta=eta, phi=np.arctan2(jpy, jpx), y=y,
+        event=event[order],
+        pt=pt,
+        eta=eta,
+        phi=np.arctan2(jpy, jpx),
+        y=y,
         m=np.sqrt(np.maximum(je**2 - jpx**2 - jpy**2 - jpz**2, 0.0)),
-        offsets=np.concatenate([[0], np.cumsum(new_counts)]).astype(np.int64), constituents=members,
-    )  # fmt: skip
+        offsets=np.concatenate([[0], np.cumsum(new_counts)]).astype(np.int64),
+        constituents=members,
+    )
 
 
 def hard_partons(batch: ak.Array) -> dict[str, np.ndarray]:
@@ -439,10 +451,14 @@ def _stream(
 
 def _describe(cfg: ImageConfig | ParticleConfig) -> str:
     if isinstance(cfg, ImageConfig):
-        return (f"pT-hat {cfg.pt_hat[0]:g}-{cfg.pt_hat[1]:g} GeV, jet pT > {cfg.jet_pt_min:g} GeV, "
-                f"|eta| < {cfg.jet_eta_max:g}, sqrt(s) = {cfg.sqrt_s:g} GeV")  # fmt: skip
-    return (f"pT-hat > {cfg.pt_hat:g} GeV, jet pT {cfg.jet_pt[0]:g}-{cfg.jet_pt[1]:g} GeV, |y| < {cfg.jet_y_max:g}, "
-            f"sqrt(s) = {cfg.sqrt_s:g} GeV")  # fmt: skip
+        return (
+            f"pT-hat {cfg.pt_hat[0]:g}-{cfg.pt_hat[1]:g} GeV, jet pT > {cfg.jet_pt_min:g} GeV, "
+            f"|eta| < {cfg.jet_eta_max:g}, sqrt(s) = {cfg.sqrt_s:g} GeV"
+        )
+    return (
+        f"pT-hat > {cfg.pt_hat:g} GeV, jet pT {cfg.jet_pt[0]:g}-{cfg.jet_pt[1]:g} GeV, |y| < {cfg.jet_y_max:g}, "
+        f"sqrt(s) = {cfg.sqrt_s:g} GeV"
+    )
 
 
 def _image_batch(cfg: ImageConfig):
@@ -451,8 +467,9 @@ def _image_batch(cfg: ImageConfig):
         n_ev = len(batch)
         particles = final_state(batch)
         jets = cluster_jets(particles, n_ev, cfg.jet_r, pt_min=min(cfg.jet_pt_min, 20.0))
-        kept, labels = match_dijets(jets, hard_partons(batch), n_ev, pt_min=cfg.jet_pt_min,
-                                    eta_max=cfg.jet_eta_max, dr_max=cfg.match_dr)  # fmt: skip
+        kept, labels = match_dijets(
+            jets, hard_partons(batch), n_ev, pt_min=cfg.jet_pt_min, eta_max=cfg.jet_eta_max, dr_max=cfg.match_dr
+        )
         keep = labels == label  # always true for the class streams; guards against other settings
         kept = kept[keep]
         timers["jets"] += time.perf_counter() - t0
@@ -481,10 +498,16 @@ def _image_batch(cfg: ImageConfig):
         images = images.select(np.arange(len(rows)))
         timers["detector"] += time.perf_counter() - t0
         return {
-            "n": len(rows), "images": images, "label": np.full(len(rows), label, np.int64), "pt": jets.pt[rows],
-            "m0": jets.m[rows], "eta": jets.eta[rows], "phi": jets.phi[rows], "y": jets.y[rows],
+            "n": len(rows),
+            "images": images,
+            "label": np.full(len(rows), label, np.int64),
+            "pt": jets.pt[rows],
+            "m0": jets.m[rows],
+            "eta": jets.eta[rows],
+            "phi": jets.phi[rows],
+            "y": jets.y[rows],
             "n_constituents": jets.n_constituents[rows],
-        }  # fmt: skip
+        }
 
     return process
 
@@ -521,10 +544,17 @@ def _particle_batch(cfg: ParticleConfig):
         order = np.lexsort((-pt, owner))  # by jet, then decreasing pT
         flat = np.stack([pt, y, phi, particles.pdg[idx].astype(np.float64)], axis=1)[order]
         return {
-            "n": len(rows), "counts": cnt, "particles": flat.astype(np.float32),
-            "label": np.full(len(rows), label, np.int64), "pt": jets.pt[rows], "m0": jets.m[rows],
-            "eta": jets.eta[rows], "phi": jets.phi[rows], "y": jets.y[rows], "n_constituents": cnt,
-        }  # fmt: skip
+            "n": len(rows),
+            "counts": cnt,
+            "particles": flat.astype(np.float32),
+            "label": np.full(len(rows), label, np.int64),
+            "pt": jets.pt[rows],
+            "m0": jets.m[rows],
+            "eta": jets.eta[rows],
+            "phi": jets.phi[rows],
+            "y": jets.y[rows],
+            "n_constituents": cnt,
+        }
 
     return process
 
@@ -667,20 +697,35 @@ def simulate_images(
     order = np.argsort(cols["split"], kind="stable")  # file order: train, then test
     cols = {k: v[order] for k, v in cols.items()}
     manifest = write_manifest(
-        path, inputs=[], parameters=_config_dict(config), seed=config.seed, wall_time_s=wall,
-        extra={"n_train": n_total - n_test_all, "n_test": n_test_all, "n_events": {"quark": n_events[QUARK],
-               "gluon": n_events[GLUON]}, "layout": "E2E quark/gluon (train_jet, train_meta, test_jet, test_meta)"},
-    )  # fmt: skip
+        path,
+        inputs=[],
+        parameters=_config_dict(config),
+        seed=config.seed,
+        wall_time_s=wall,
+        extra={
+            "n_train": n_total - n_test_all,
+            "n_test": n_test_all,
+            "n_events": {"quark": n_events[QUARK], "gluon": n_events[GLUON]},
+            "layout": "E2E quark/gluon (train_jet, train_meta, test_jet, test_meta)",
+        },
+    )
     empty = np.zeros((0, cms.IMAGE_SIZE, cms.IMAGE_SIZE, 3), np.float32)
     return {
-        "path": path, "manifest": manifest, "n_train": n_total - n_test_all, "n_test": n_test_all,
-        "columns": cols, "mean_image": {c: (sums[c] / max(filled[c], 1)).reshape(cms.IMAGE_SIZE, cms.IMAGE_SIZE, 3)
-                                        for c in (QUARK, GLUON)},
-        "examples": {c: np.concatenate(examples[c]) if examples[c] else empty
-                     for c in (QUARK, GLUON)},
-        "n_events": n_events, "n_chunks": len(tasks), "cpu_seconds": seconds, "wall_seconds": wall,
+        "path": path,
+        "manifest": manifest,
+        "n_train": n_total - n_test_all,
+        "n_test": n_test_all,
+        "columns": cols,
+        "mean_image": {
+            c: (sums[c] / max(filled[c], 1)).reshape(cms.IMAGE_SIZE, cms.IMAGE_SIZE, 3) for c in (QUARK, GLUON)
+        },
+        "examples": {c: np.concatenate(examples[c]) if examples[c] else empty for c in (QUARK, GLUON)},
+        "n_events": n_events,
+        "n_chunks": len(tasks),
+        "cpu_seconds": seconds,
+        "wall_seconds": wall,
         "config": _config_dict(config),
-    }  # fmt: skip
+    }
 
 
 def simulate_particles(
@@ -720,16 +765,30 @@ def simulate_particles(
     seconds["chunks"] = sum(r.seconds["total"] for r in results)
     seconds["write"] = t_write
     manifest = write_manifest(
-        path, inputs=[], parameters=_config_dict(config), seed=config.seed, wall_time_s=wall,
-        extra={"n_jets": len(counts), "max_multiplicity": int(counts.max()),
-               "n_events": {"quark": n_events[QUARK], "gluon": n_events[GLUON]},
-               "layout": "EnergyFlow QG_jets.npz (X: pt, y, phi, pid; y: quark 1, gluon 0)"},
-    )  # fmt: skip
+        path,
+        inputs=[],
+        parameters=_config_dict(config),
+        seed=config.seed,
+        wall_time_s=wall,
+        extra={
+            "n_jets": len(counts),
+            "max_multiplicity": int(counts.max()),
+            "n_events": {"quark": n_events[QUARK], "gluon": n_events[GLUON]},
+            "layout": "EnergyFlow QG_jets.npz (X: pt, y, phi, pid; y: quark 1, gluon 0)",
+        },
+    )
     return {
-        "path": path, "manifest": manifest, "n_jets": len(counts), "max_multiplicity": int(counts.max()),
-        "columns": cols, "n_events": n_events, "n_chunks": len(tasks), "cpu_seconds": seconds, "wall_seconds": wall,
+        "path": path,
+        "manifest": manifest,
+        "n_jets": len(counts),
+        "max_multiplicity": int(counts.max()),
+        "columns": cols,
+        "n_events": n_events,
+        "n_chunks": len(tasks),
+        "cpu_seconds": seconds,
+        "wall_seconds": wall,
         "config": _config_dict(config),
-    }  # fmt: skip
+    }
 
 
 def with_detector(config: ImageConfig, **changes: Any) -> ImageConfig:

@@ -1,6 +1,6 @@
 """Schema-checked readers of MLTree ROOT files (``EventTree`` + ``CellGeo``), TTree or RNTuple alike.
 
-Every reader checks the file against :mod:`jetcloud.io.mltree_schema` *before* any work starts and fails with
+Every reader checks the file against :mod:`jetcloud.atlas.mltree_schema` *before* any work starts and fails with
 one clear exception naming the file:
 
 - ``FileNotFoundError``: the path does not exist;
@@ -27,7 +27,7 @@ import awkward as ak
 import numpy as np
 import uproot
 
-from jetcloud.io.mltree_schema import (
+from jetcloud.atlas.mltree_schema import (
     CELL_E_THRESHOLD_GEV,
     CELLGEO_BRANCHES,
     CELLGEO_TREE,

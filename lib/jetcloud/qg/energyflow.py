@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_path
-from .e2e import check_output
+from jetcloud.io.atomic import atomic_path
+from jetcloud.qg.e2e import check_output
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +62,11 @@ def write_qg_npz(
     offsets = np.concatenate([[0], np.cumsum(counts)])
     with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         with zf.open("X.npy", "w", force_zip64=True) as fh:
-            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float64)), "fortran_order": False,
-                      "shape": (n, width, N_FEATURES)}  # fmt: skip
+            header = {
+                "descr": np.lib.format.dtype_to_descr(np.dtype(np.float64)),
+                "fortran_order": False,
+                "shape": (n, width, N_FEATURES),
+            }
             np.lib.format.write_array_header_1_0(fh, header)
             for start in range(0, n, BLOCK_JETS):
                 stop = min(start + BLOCK_JETS, n)

@@ -1,7 +1,7 @@
 """Writers of MLTree files: ``EventTree`` and ``CellGeo`` as RNTuple (uproot) or as a real TTree (PyROOT).
 
 Input: a dict ``{branch name: array}`` per batch of events, the names and types of
-:data:`jetcloud.io.mltree_schema.EVENT_BRANCHES`:
+:data:`jetcloud.atlas.mltree_schema.EVENT_BRANCHES`:
 
 - depth 0 (``int``, ``float``, ``Long64_t``, ``uint32_t``): a 1-D numpy array, one value per event;
 - depth 1/2/3 (``vector<T>``, ``vector<vector<T>>``, ``vector<vector<vector<T>>>``): an awkward array
@@ -45,9 +45,8 @@ import awkward as ak
 import numpy as np
 import uproot
 
-from jetcloud.io.atomic import atomic_path
-from jetcloud.io.mltree import STRUCTURAL_INVARIANTS, validate_events
-from jetcloud.io.mltree_schema import (
+from jetcloud.atlas.mltree import STRUCTURAL_INVARIANTS, validate_events
+from jetcloud.atlas.mltree_schema import (
     CELLGEO_BRANCHES,
     CELLGEO_TREE,
     EVENT_BRANCHES,
@@ -55,6 +54,7 @@ from jetcloud.io.mltree_schema import (
     BranchSpec,
     resolve_branches,
 )
+from jetcloud.io.atomic import atomic_path
 
 __all__ = ["MLTreeWriter", "write_mltree", "write_cellgeo", "coerce_branch", "DEFAULT_COMPRESSION"]
 

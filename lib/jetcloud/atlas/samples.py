@@ -30,7 +30,7 @@ Fields and units:
 - ``total_associated_cell_energy``: sum of ``cells.E`` (GeV). ``focus_truth_energy``: sum of
   ``cells.focus_energy`` (GeV). ``n_cells``: number of cells (may be 0; no minimum is applied here).
 - ``track_points``: the focused track's valid layer intersections, in ``LAYER_NAMES`` order; ``layer`` is the
-  index into :data:`jetcloud.geometry.LAYER_NAMES` (0 = EMB1 ... 18 = TileExt2); X, Y, Z in mm, computed with
+  index into :data:`jetcloud.atlas.layers.LAYER_NAMES` (0 = EMB1 ... 18 = TileExt2); X, Y, Z in mm, computed with
   the correct end-cap formula (z = sign(eta) Z0) unless ``reproduce_original_bug=True``.
 - ``cells`` (ascending ``ID``): ``E`` the cell energy in GeV (shared cells: sum of the weighted energies of all
   occurrences by default, see ``shared_cells``); X, Y, Z (mm) from ``rPerp`` (X = r cos phi, Y = r sin phi,
@@ -84,9 +84,10 @@ import awkward as ak
 import numpy as np
 
 from jetcloud.arrays import fill_from_nearest_row, gather_ranges, sort_stable
-from jetcloud.geometry import LAYER_NAMES, MISSING_THRESHOLD, delta_phi, layer_intersections
+from jetcloud.atlas.layers import LAYER_NAMES, MISSING_THRESHOLD, layer_intersections
+from jetcloud.atlas.mltree_schema import JETPOINTNET_BRANCHES
 from jetcloud.io.atomic import atomic_path
-from jetcloud.io.mltree_schema import JETPOINTNET_BRANCHES
+from jetcloud.kinematics import delta_phi
 
 __all__ = [
     "SAMPLE_TYPE",
@@ -148,7 +149,7 @@ _F32 = np.float32
 class CellTable:
     """The cell geometry columns this stage needs, in ascending-ID order ("rank" order).
 
-    Built from a :class:`jetcloud.sim.geometry.CaloGeometry`, a ``CellGeo`` dict (``read_cellgeo``) or a
+    Built from a :class:`jetcloud.atlas.cellgeo.CaloGeometry`, a ``CellGeo`` dict (``read_cellgeo``) or a
     ``CellGeo`` file. The join never assumes the source is ID-sorted: rows are sorted by ID here, and
     :meth:`rank_of` maps IDs to ranks by binary search. Units: mm, rad.
     """
@@ -203,9 +204,13 @@ class CellTable:
         if isinstance(geometry, Mapping):
             return cls.from_columns(*(geometry[c] for c in _CELLGEO_COLUMNS), source="CellGeo dict")
         return cls.from_columns(
-            geometry.cell_id, geometry.sampling, geometry.eta, geometry.phi, geometry.r_perp,
+            geometry.cell_id,
+            geometry.sampling,
+            geometry.eta,
+            geometry.phi,
+            geometry.r_perp,
             source=getattr(geometry, "source", "") or type(geometry).__name__,
-        )  # fmt: skip
+        )
 
     def rank_of(self, sorted_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(rank, found)`` for **ascending** query IDs (sorted queries keep the binary search cache-friendly)."""
@@ -228,17 +233,17 @@ def _cell_table_from_file(path: str, _mtime: int, _size: int) -> CellTable:
     """Read the 5 needed ``CellGeo`` branches once per process (cached on path, mtime and size).
 
     A file without a ``CellGeo`` tree is read as a FastCaloSim geometry dump (real ATLAS cell IDs and positions,
-    as in ``../shared/data/atlas-geometry``) through :func:`jetcloud.sim.geometry.load_geometry`.
+    as in ``../shared/data/atlas-geometry``) through :func:`jetcloud.atlas.cellgeo.load_geometry`.
     """
     import uproot
 
-    from jetcloud.io.mltree import read_cellgeo
-    from jetcloud.io.mltree_schema import CELLGEO_TREE
+    from jetcloud.atlas.mltree import read_cellgeo
+    from jetcloud.atlas.mltree_schema import CELLGEO_TREE
 
     with uproot.open(path) as f:
         has_cellgeo = CELLGEO_TREE in {k.split(";")[0] for k in f.keys(recursive=False)}
     if not has_cellgeo:
-        from jetcloud.sim.geometry import load_geometry
+        from jetcloud.atlas.cellgeo import load_geometry
 
         return CellTable.from_geometry(load_geometry(path))
     cols = read_cellgeo(path, _CELLGEO_COLUMNS)
@@ -258,8 +263,11 @@ def _list_parts(layout: ak.contents.Content) -> tuple[np.ndarray, np.ndarray, ak
         off = np.asarray(layout.offsets.data).astype(np.int64, copy=False)
         return off[:-1], off[1:], layout.content
     if isinstance(layout, ak.contents.ListArray):
-        return (np.asarray(layout.starts.data).astype(np.int64), np.asarray(layout.stops.data).astype(np.int64),
-                layout.content)  # fmt: skip
+        return (
+            np.asarray(layout.starts.data).astype(np.int64),
+            np.asarray(layout.stops.data).astype(np.int64),
+            layout.content,
+        )
     if isinstance(layout, ak.contents.RegularArray):
         starts = np.arange(layout.length, dtype=np.int64) * layout.size
         return starts, starts + layout.size, layout.content
@@ -348,8 +356,9 @@ def _prepare_cells(
     n_clus_e, clus_pos_e, e_c1 = _descend(e_l, all_events)
     n_clus_ti, clus_pos_ti, ti_c1 = _descend(ti_l, all_events)
     n_clus_te, clus_pos_te, te_c1 = _descend(te_l, all_events)
-    if not (np.array_equal(n_clus, n_clus_e) and np.array_equal(n_clus, n_clus_ti)
-            and np.array_equal(n_clus, n_clus_te)):  # fmt: skip
+    if not (
+        np.array_equal(n_clus, n_clus_e) and np.array_equal(n_clus, n_clus_ti) and np.array_equal(n_clus, n_clus_te)
+    ):
         bad = np.flatnonzero((n_clus != n_clus_e) | (n_clus != n_clus_ti) | (n_clus != n_clus_te))[0]
         raise ValueError(f"{_where(source, entry_start, bad)}: cluster_cell_* branches have different cluster counts")
     report["events_without_clusters"] += int(np.sum(n_clus == 0))
@@ -693,9 +702,14 @@ def build_chunk(
     report = _new_report()
     report["events"] = len(events)
     cells = _prepare_cells(
-        events, table, shared_cells=shared_cells, truth_scale=1e-3 if truth_unit == "MeV" else 1.0,
-        source=source, entry_start=entry_start, report=report,
-    )  # fmt: skip
+        events,
+        table,
+        shared_cells=shared_cells,
+        truth_scale=1e-3 if truth_unit == "MeV" else 1.0,
+        source=source,
+        entry_start=entry_start,
+        report=report,
+    )
     tracks = _prepare_tracks(events, source, entry_start)
     timing["cells"] = time.perf_counter() - t0
     report["tracks"] = len(tracks.event)
@@ -753,14 +767,24 @@ def build_chunk(
     n_cells = np.bincount(pair_s, minlength=n_s)
     sum_e = np.bincount(pair_s, weights=energy, minlength=n_s)
     sum_focus = np.bincount(pair_s, weights=focus, minlength=n_s)
-    cell_rec = _record(len(pair_c), {
-        "ID": table.ids[rk], "E": energy.astype(_F32),
-        "X": cx.astype(_F32), "Y": cy.astype(_F32), "Z": cz.astype(_F32),
-        "eta": table.eta[rk].astype(_F32), "phi": table.phi[rk].astype(_F32), "sampling": table.sampling[rk],
-        "distance_to_track": dist, "frac_label": frac.astype(_F32),
-        "focus_energy": focus.astype(_F32), "truth_energy": total.astype(_F32),
-        "total_label": total_label.astype(_F32),
-    })  # fmt: skip
+    cell_rec = _record(
+        len(pair_c),
+        {
+            "ID": table.ids[rk],
+            "E": energy.astype(_F32),
+            "X": cx.astype(_F32),
+            "Y": cy.astype(_F32),
+            "Z": cz.astype(_F32),
+            "eta": table.eta[rk].astype(_F32),
+            "phi": table.phi[rk].astype(_F32),
+            "sampling": table.sampling[rk],
+            "distance_to_track": dist,
+            "frac_label": frac.astype(_F32),
+            "focus_energy": focus.astype(_F32),
+            "truth_energy": total.astype(_F32),
+            "total_label": total_label.astype(_F32),
+        },
+    )
     timing["cells_out"] = time.perf_counter() - t0
 
     # ---- other tracks in the cone of the focused reference
@@ -776,11 +800,14 @@ def build_chunk(
     ok = d_eta * d_eta + d_phi * d_phi <= s_r[o_s] ** 2
     o_s, other = o_s[ok], other[ok]
     n_other = np.bincount(o_s, minlength=n_s)
-    ot_rec = _record(len(other), {
-        "trackID": tracks.index_in_event[other],
-        "track_part_Idx": tracks.cols["trackTruthParticleIndex"][other].astype(np.int32),
-        "trackPt": pt[other].astype(_F32),
-    })  # fmt: skip
+    ot_rec = _record(
+        len(other),
+        {
+            "trackID": tracks.index_in_event[other],
+            "track_part_Idx": tracks.cols["trackTruthParticleIndex"][other].astype(np.int32),
+            "trackPt": pt[other].astype(_F32),
+        },
+    )
     # their points: (pair, layer) for valid layers of the other track, distance to the focused track's points
     op_pair, op_l = np.nonzero(valid[other])
     first_of_sample = np.cumsum(n_other) - n_other
@@ -788,10 +815,17 @@ def build_chunk(
     op_local = op_pair - first_of_sample[op_sample]
     ox, oy, oz = (c[other[op_pair], op_l].astype(_F32) for c in (px, py, pz))
     od = _min_distance(tp_sets, op_sample, ox, oy, oz)
-    op_rec = _record(len(op_pair), {
-        "track": op_local.astype(np.int32), "layer": op_l.astype(np.int8),
-        "X": ox, "Y": oy, "Z": oz, "distance_to_track": od,
-    })  # fmt: skip
+    op_rec = _record(
+        len(op_pair),
+        {
+            "track": op_local.astype(np.int32),
+            "layer": op_l.astype(np.int8),
+            "X": ox,
+            "Y": oy,
+            "Z": oz,
+            "distance_to_track": od,
+        },
+    )
     n_op = np.bincount(op_sample, minlength=n_s)
     timing["tracks_out"] = time.perf_counter() - t0
 
@@ -828,8 +862,13 @@ def build_chunk(
     report["samples"] = n_s
     report["samples_without_cells"] = int(np.sum(n_cells == 0))
     report["sample_cells"] = len(pair_c)
-    log.debug("build_chunk %s: %d events, %d samples, timing %s", source, len(events), n_s,
-              {k: round(v, 4) for k, v in timing.items()})  # fmt: skip
+    log.debug(
+        "build_chunk %s: %d events, %d samples, timing %s",
+        source,
+        len(events),
+        n_s,
+        {k: round(v, 4) for k, v in timing.items()},
+    )
     return samples, report
 
 
@@ -887,7 +926,7 @@ class _ChunkTask:
 def _read_chunk(path: str, entry_start: int, entry_stop: int, branches: Sequence[str]) -> ak.Array:
     import uproot
 
-    from jetcloud.io.mltree import CorruptFileError
+    from jetcloud.atlas.mltree import CorruptFileError
 
     try:
         with uproot.open(path) as f:
@@ -896,8 +935,15 @@ def _read_chunk(path: str, entry_start: int, entry_stop: int, branches: Sequence
         raise CorruptFileError(f"{path}: cannot read entries {entry_start}-{entry_stop} ({err})") from err
 
 
-def _process_chunk(task: _ChunkTask, *, out_dir: str, geometry: Any, fractions: tuple[float, float, float],
-                   salt: int, options: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+def _process_chunk(
+    task: _ChunkTask,
+    *,
+    out_dir: str,
+    geometry: Any,
+    fractions: tuple[float, float, float],
+    salt: int,
+    options: dict[str, Any],
+) -> dict[str, Any]:
     t0 = time.process_time()
     events = _read_chunk(task.path, task.entry_start, task.entry_stop, JETPOINTNET_BRANCHES)
     t1 = time.process_time()
@@ -951,8 +997,8 @@ def build_samples(
     ``report`` merges the chunk reports (see :func:`build_chunk`). A ``manifest.json`` is written in
     ``out_dir`` when ``manifest`` is true.
     """
+    from jetcloud.atlas.mltree import check_schema, expand_files, open_event_tree
     from jetcloud.io.atomic import atomic_dir
-    from jetcloud.io.mltree import check_schema, expand_files, open_event_tree
     from jetcloud.parallel import map_chunks
 
     t_start = time.perf_counter()
@@ -980,18 +1026,28 @@ def build_samples(
         n_entries += n
         for k, start in enumerate(range(0, n, step_size)):
             tasks.append(_ChunkTask(i, k, os.fspath(p.resolve()), start, min(n, start + step_size)))
-    options = {"delta_r": delta_r, "shared_cells": shared_cells, "reproduce_original_bug": reproduce_original_bug,
-               "truth_unit": truth_unit}  # fmt: skip
+    options = {
+        "delta_r": delta_r,
+        "shared_cells": shared_cells,
+        "reproduce_original_bug": reproduce_original_bug,
+        "truth_unit": truth_unit,
+    }
     out_dir = Path(out_dir)
-    log.info("building samples from %d file(s), %d events, %d chunk(s) into %s", len(paths), n_entries,
-             len(tasks), out_dir)  # fmt: skip
+    log.info(
+        "building samples from %d file(s), %d events, %d chunk(s) into %s", len(paths), n_entries, len(tasks), out_dir
+    )
     with atomic_dir(out_dir) as tmp:
         for name in SPLIT_NAMES:
             (tmp / name).mkdir()
-        func = functools.partial(_process_chunk, out_dir=os.fspath(tmp), geometry=geometry,
-                                 fractions=tuple(fractions), salt=salt, options=options)  # fmt: skip
-        results = map_chunks(func, tasks, workers=workers, scheduler=scheduler, progress=progress,
-                             desc="samples")  # fmt: skip
+        func = functools.partial(
+            _process_chunk,
+            out_dir=os.fspath(tmp),
+            geometry=geometry,
+            fractions=tuple(fractions),
+            salt=salt,
+            options=options,
+        )
+        results = map_chunks(func, tasks, workers=workers, scheduler=scheduler, progress=progress, desc="samples")
     report = merge_reports(r["report"] for r in results)
     counts = {name: sum(r["counts"][name] for r in results) for name in SPLIT_NAMES}
     summary = {
@@ -1013,9 +1069,15 @@ def build_samples(
         from jetcloud.io.manifest import write_manifest
 
         geo_inputs = [geometry] if isinstance(geometry, str) else []
-        write_manifest(out_dir, inputs=[*paths, *geo_inputs], seed=None, wall_time_s=summary["wall_s"],
-                       parameters={**options, "step_size": step_size, "fractions": list(fractions), "salt": salt},
-                       extra={"samples": counts, "report": report}, hash_output=False)  # fmt: skip
+        write_manifest(
+            out_dir,
+            inputs=[*paths, *geo_inputs],
+            seed=None,
+            wall_time_s=summary["wall_s"],
+            parameters={**options, "step_size": step_size, "fractions": list(fractions), "salt": salt},
+            extra={"samples": counts, "report": report},
+            hash_output=False,
+        )
     log.info("samples: %s (%.1f s)", counts, summary["wall_s"])
     return summary
 
@@ -1028,8 +1090,15 @@ def build_samples(
 def _track_containment(events: ak.Array, table: CellTable, fraction: float, truth_unit: str) -> dict[str, np.ndarray]:
     """Per track with a truth link and a reference: the Delta R holding ``fraction`` of the particle's energy."""
     report = _new_report()
-    cells = _prepare_cells(events, table, shared_cells="sum", truth_scale=1e-3 if truth_unit == "MeV" else 1.0,
-                           source="", entry_start=0, report=report)  # fmt: skip
+    cells = _prepare_cells(
+        events,
+        table,
+        shared_cells="sum",
+        truth_scale=1e-3 if truth_unit == "MeV" else 1.0,
+        source="",
+        entry_start=0,
+        report=report,
+    )
     tracks = _prepare_tracks(events, "", 0)
     p = tracks.cols["trackTruthParticleIndex"].astype(np.int64)
     good = np.flatnonzero(tracks.has_ref & (p >= 0))
@@ -1095,7 +1164,7 @@ def measure_containment_radius(
     than ``min_tracks`` tracks; :func:`adaptive_radius` fills them from the nearest filled pT bin).
     ``files`` may mix samples (JZ slices, particle guns) simulated with the same geometry.
     """
-    from jetcloud.io.mltree import iterate_events
+    from jetcloud.atlas.mltree import iterate_events
 
     tab = CellTable.from_geometry(geometry)
     parts: list[dict[str, np.ndarray]] = []
@@ -1120,8 +1189,9 @@ def measure_containment_radius(
     return {k: np.asarray(v, dtype=np.int64 if k == "n_tracks" else np.float64) for k, v in out.items()}
 
 
-def save_containment_table(table: Mapping[str, np.ndarray], path: str | os.PathLike = CONTAINMENT_TABLE_PATH,
-                           header: str = "") -> Path:  # fmt: skip
+def save_containment_table(
+    table: Mapping[str, np.ndarray], path: str | os.PathLike = CONTAINMENT_TABLE_PATH, header: str = ""
+) -> Path:
     """Write the table of :func:`measure_containment_radius` as CSV (``#`` comment lines first), atomically."""
     names = list(table)
     with atomic_path(path) as tmp:
@@ -1147,8 +1217,10 @@ def load_containment_table(path: str | os.PathLike = CONTAINMENT_TABLE_PATH) -> 
     """Read the containment-radius table (columns of :func:`measure_containment_radius`)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"containment-radius table {path} not found (make it with "
-                                "measure_containment_radius + save_containment_table)")  # fmt: skip
+        raise FileNotFoundError(
+            f"containment-radius table {path} not found (make it with "
+            "measure_containment_radius + save_containment_table)"
+        )
     return {k: v.copy() for k, v in _load_table_cached(os.fspath(path.resolve())).items()}
 
 
@@ -1184,8 +1256,12 @@ def adaptive_radius(pt: np.ndarray, eta: np.ndarray, table: Mapping[str, np.ndar
     i, wi = weights(lpt, lpt_c)
     j, wj = weights(aeta, eta_c)
     i1, j1 = np.minimum(i + 1, n_pt - 1), np.minimum(j + 1, n_eta - 1)
-    r = ((1 - wi) * (1 - wj) * grid[i, j] + wi * (1 - wj) * grid[i1, j] + (1 - wi) * wj * grid[i, j1]
-         + wi * wj * grid[i1, j1])  # fmt: skip
+    r = (
+        (1 - wi) * (1 - wj) * grid[i, j]
+        + wi * (1 - wj) * grid[i1, j]
+        + (1 - wi) * wj * grid[i, j1]
+        + wi * wj * grid[i1, j1]
+    )
     return np.clip(r, *ADAPTIVE_RADIUS_RANGE)
 
 

@@ -48,7 +48,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from ..arrays import sort_stable, unique
+from jetcloud.arrays import sort_stable, unique
 
 log = logging.getLogger(__name__)
 

@@ -80,8 +80,10 @@ def images_to_points(
         max_hit = max(int(n_hits.max(initial=0)), min_width)
     if n_img and n_hits.max(initial=0) > max_hit:
         bad = int(np.argmax(n_hits > max_hit))
-        raise ValueError(f"{where}: image {bad} has {n_hits[bad]} hits, more than max_hit = {max_hit} "
-                         "(max_hit comes from the training jets)")  # fmt: skip
+        raise ValueError(
+            f"{where}: image {bad} has {n_hits[bad]} hits, more than max_hit = {max_hit} "
+            "(max_hit comes from the training jets)"
+        )
     starts = np.cumsum(n_hits) - n_hits
     dest = jet * max_hit + (np.arange(len(flat)) - starts[jet])  # row of each hit in the flattened output
     points = np.zeros((n_img * max_hit, 5), np.float32)
@@ -168,7 +170,7 @@ def _chunk_points(chunk: _Chunk, *, ks: tuple[int, ...], descending: bool, label
     of the images suffices: the file-wide ``max_hit`` is only needed for the untrimmed clouds, whose dataset
     grows as wider chunks arrive.
     """
-    from jetcloud.io.e2e import read_e2e
+    from jetcloud.qg.e2e import read_e2e
 
     images, meta = read_e2e(chunk.path, chunk.split, chunk.start, chunk.stop)
     where = f"{chunk.path}:{chunk.split}_jet[{chunk.start}:]"
@@ -193,8 +195,14 @@ def _create(f: Any, name: str, shape: tuple[int, ...], compression: str, growabl
     chunks = (max(1, min(shape[0], 256)), *(min(max(d, 1), 128) if growable else d for d in shape[1:]))
     options = COMPRESSION[compression]
     maxshape = (shape[0], None, *shape[2:]) if growable else None
-    return f.create_dataset(name, shape=shape, maxshape=maxshape, dtype=np.float32,
-                            chunks=chunks if shape[0] else None, **(options if shape[0] else {}))  # fmt: skip
+    return f.create_dataset(
+        name,
+        shape=shape,
+        maxshape=maxshape,
+        dtype=np.float32,
+        chunks=chunks if shape[0] else None,
+        **(options if shape[0] else {}),
+    )
 
 
 def convert_e2e(
@@ -228,8 +236,8 @@ def convert_e2e(
     import h5py
 
     from jetcloud.io.atomic import atomic_dir
-    from jetcloud.io.e2e import check_layout
     from jetcloud.parallel import default_workers, map_chunks
+    from jetcloud.qg.e2e import check_layout
 
     t0, c0 = time.perf_counter(), time.process_time()
     path = os.fspath(Path(e2e_path).resolve())
@@ -253,8 +261,13 @@ def convert_e2e(
                 pts = {"X": _create(files["points"], f"{group}/X", (n, 0, 5), compression, growable=True)}
                 for name in ("Y", "n_hits", "pt", "m0"):
                     pts[name] = _create(files["points"], f"{group}/{name}", (n,), "none")
-                trimmed = {k: (_create(files[k], f"{group}/X", (n, k, 5), compression),
-                               _create(files[k], f"{group}/Y", (n,), "none")) for k in ks}  # fmt: skip
+                trimmed = {
+                    k: (
+                        _create(files[k], f"{group}/X", (n, k, 5), compression),
+                        _create(files[k], f"{group}/Y", (n,), "none"),
+                    )
+                    for k in ks
+                }
                 todo = [_Chunk(path, split, a, min(n, a + chunk_size)) for a in range(0, n, chunk_size)]
                 hits[split] = np.zeros(n, np.int64)
                 bar = tqdm(total=n, desc=f"point clouds {split}", unit="jet", disable=not progress)
@@ -278,21 +291,41 @@ def convert_e2e(
                     check_ks(ks, max_hit)
                 elif n and hits[split].max() > max_hit:
                     bad = int(np.argmax(hits[split] > max_hit))
-                    raise ValueError(f"{path}: {split}_jet[{bad}] has {hits[split][bad]} hits, more than max_hit = "
-                                     f"{max_hit} of the training jets")  # fmt: skip
+                    raise ValueError(
+                        f"{path}: {split}_jet[{bad}] has {hits[split][bad]} hits, more than max_hit = "
+                        f"{max_hit} of the training jets"
+                    )
                 pts["X"].resize(max_hit, axis=1)  # every split padded to the training max_hit, as the original
         finally:
             for f in files.values():
                 f.close()
-    summary = {"max_hit": max_hit, "ks": list(ks), "jets": sizes, "hits": hits, "out_dir": os.fspath(out_dir),
-               "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0}  # fmt: skip
+    summary = {
+        "max_hit": max_hit,
+        "ks": list(ks),
+        "jets": sizes,
+        "hits": hits,
+        "out_dir": os.fspath(out_dir),
+        "wall_s": time.perf_counter() - t0,
+        "cpu_s": time.process_time() - c0,
+    }
     if manifest:
         from jetcloud.io.manifest import write_manifest
 
-        write_manifest(out_dir, inputs=[path], seed=None, wall_time_s=summary["wall_s"], hash_output=False,
-                       parameters={"ks": list(ks), "chunk_size": chunk_size, "descending": descending,
-                                   "label_column": label_column, "compression": compression},
-                       extra={"max_hit": max_hit, "jets": sizes})  # fmt: skip
+        write_manifest(
+            out_dir,
+            inputs=[path],
+            seed=None,
+            wall_time_s=summary["wall_s"],
+            hash_output=False,
+            parameters={
+                "ks": list(ks),
+                "chunk_size": chunk_size,
+                "descending": descending,
+                "label_column": label_column,
+                "compression": compression,
+            },
+            extra={"max_hit": max_hit, "jets": sizes},
+        )
     log.info("QG point clouds: max_hit %d, K %s, %s jets (%.1f s)", max_hit, list(ks), sizes, summary["wall_s"])
     return summary
 

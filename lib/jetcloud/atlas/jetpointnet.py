@@ -71,18 +71,27 @@ def build_model(name: str, meta: Mapping[str, Any], **options: Any) -> nn.Module
     return ScaledInputs(model, input_scale(meta), inputs["energy_index"])
 
 
-def save_run(out_dir: str | os.PathLike, name: str, options: Mapping[str, Any], meta: Mapping[str, Any],
-             **extra: Any) -> Path:  # fmt: skip
+def save_run(
+    out_dir: str | os.PathLike, name: str, options: Mapping[str, Any], meta: Mapping[str, Any], **extra: Any
+) -> Path:
     """Write ``run.json`` (model name and options, dataset description, anything in ``extra``)."""
     return write_json(
         Path(out_dir) / RUN_FILE,
-        {"model": name, "options": dict(options), "length": meta["length"], "features": list(meta["features"]),
-         "energy_unit": meta["energy_unit"], "coordinates": meta.get("coordinates", "raw"), **extra},
-    )  # fmt: skip
+        {
+            "model": name,
+            "options": dict(options),
+            "length": meta["length"],
+            "features": list(meta["features"]),
+            "energy_unit": meta["energy_unit"],
+            "coordinates": meta.get("coordinates", "raw"),
+            **extra,
+        },
+    )
 
 
-def load_run(out_dir: str | os.PathLike, meta: Mapping[str, Any] | None = None,
-             checkpoint: str = "best.pt") -> tuple[nn.Module, dict[str, Any]]:  # fmt: skip
+def load_run(
+    out_dir: str | os.PathLike, meta: Mapping[str, Any] | None = None, checkpoint: str = "best.pt"
+) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model of a run with the weights of ``checkpoint``; returns ``(model in eval mode, run)``.
 
     With ``meta`` (the point clouds to evaluate) the features and energy unit must match the training data.
@@ -117,7 +126,7 @@ def training_setup(preset: str, meta: Mapping[str, Any], loss: str = "mse", **se
     epochs, seed, device and max_steps_per_epoch of ``settings`` apply) with the original's double loss
     normalisation on the dataset's energy unit.
     """
-    from jetcloud.pointcloud import ENERGY_UNITS
+    from jetcloud.atlas.pointcloud import ENERGY_UNITS
     from jetcloud.train import MaskedLoss, TrainConfig
 
     if preset == "report":

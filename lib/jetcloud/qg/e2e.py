@@ -29,7 +29,7 @@ from types import TracebackType
 
 import numpy as np
 
-from .atomic import atomic_path, check_writable
+from jetcloud.io.atomic import atomic_path, check_writable
 
 log = logging.getLogger(__name__)
 
@@ -90,16 +90,25 @@ class E2EWriter:
             comp, level = self._compression
             for split, n in self.sizes.items():
                 self._file.create_dataset(
-                    f"{split}_jet", shape=(n, *IMAGE_SHAPE), dtype="float32", chunks=(1, *IMAGE_SHAPE) if n else None,
-                    compression=comp if n else None, compression_opts=level if n else None, shuffle=bool(comp and n),
+                    f"{split}_jet",
+                    shape=(n, *IMAGE_SHAPE),
+                    dtype="float32",
+                    chunks=(1, *IMAGE_SHAPE) if n else None,
+                    compression=comp if n else None,
+                    compression_opts=level if n else None,
+                    shuffle=bool(comp and n),
                     track_times=False,
-                )  # fmt: skip
+                )
                 self._file.create_dataset(
-                    f"{split}_meta", shape=(n, len(META_COLUMNS)), dtype="float32",
+                    f"{split}_meta",
+                    shape=(n, len(META_COLUMNS)),
+                    dtype="float32",
                     chunks=(min(n, META_CHUNK_ROWS), len(META_COLUMNS)) if n else None,
-                    compression=comp if n else None, compression_opts=level if n else None, shuffle=bool(comp and n),
+                    compression=comp if n else None,
+                    compression_opts=level if n else None,
+                    shuffle=bool(comp and n),
                     track_times=False,
-                )  # fmt: skip
+                )
         except BaseException:
             self._abort()
             raise

@@ -13,30 +13,82 @@ import numpy as np
 
 #: CaloSampling number -> name (mltree-schema.md 5.1).
 SAMPLING_NAMES: tuple[str, ...] = (
-    "PreSamplerB", "EMB1", "EMB2", "EMB3",
-    "PreSamplerE", "EME1", "EME2", "EME3",
-    "HEC0", "HEC1", "HEC2", "HEC3",
-    "TileBar0", "TileBar1", "TileBar2",
-    "TileGap1", "TileGap2", "TileGap3",
-    "TileExt0", "TileExt1", "TileExt2",
-    "FCAL0", "FCAL1", "FCAL2",
-)  # fmt: skip
+    "PreSamplerB",
+    "EMB1",
+    "EMB2",
+    "EMB3",
+    "PreSamplerE",
+    "EME1",
+    "EME2",
+    "EME3",
+    "HEC0",
+    "HEC1",
+    "HEC2",
+    "HEC3",
+    "TileBar0",
+    "TileBar1",
+    "TileBar2",
+    "TileGap1",
+    "TileGap2",
+    "TileGap3",
+    "TileExt0",
+    "TileExt1",
+    "TileExt2",
+    "FCAL0",
+    "FCAL1",
+    "FCAL2",
+)
 SAMPLING_INDEX: dict[str, int] = {name: i for i, name in enumerate(SAMPLING_NAMES)}
 
 #: The 19 JetPointNet layers in ``trackEta_<L>`` branch order, with surface kind and value in mm.
 LAYER_NAMES: tuple[str, ...] = (
-    "EMB1", "EMB2", "EMB3", "EME1", "EME2", "EME3", "HEC0", "HEC1", "HEC2", "HEC3",
-    "TileBar0", "TileBar1", "TileBar2", "TileGap1", "TileGap2", "TileGap3",
-    "TileExt0", "TileExt1", "TileExt2",
-)  # fmt: skip
+    "EMB1",
+    "EMB2",
+    "EMB3",
+    "EME1",
+    "EME2",
+    "EME3",
+    "HEC0",
+    "HEC1",
+    "HEC2",
+    "HEC3",
+    "TileBar0",
+    "TileBar1",
+    "TileBar2",
+    "TileGap1",
+    "TileGap2",
+    "TileGap3",
+    "TileExt0",
+    "TileExt1",
+    "TileExt2",
+)
 LAYER_SAMPLING: np.ndarray = np.array([SAMPLING_INDEX[n] for n in LAYER_NAMES], dtype=np.int16)
 #: True where the layer is a disk at fixed |z| (end-caps), False for a cylinder at fixed r.
 LAYER_FIXED_Z: np.ndarray = np.array([n[:3] in ("EME", "HEC") for n in LAYER_NAMES])
 #: Radius (fixed-r layers) or |z| (fixed-z layers) in mm, exactly as in JetPointNet ``track_metadata.py``.
 LAYER_POSITION_MM: np.ndarray = np.array(
-    [1532.18, 1723.89, 1923.02, 3790.03, 3983.68, 4195.84, 4461.25, 4869.50, 5424.50, 5905.00,
-     2450.00, 2995.00, 3630.00, 3215.00, 3630.00, 2246.50, 2450.00, 2870.00, 3480.00]
-)  # fmt: skip
+    [
+        1532.18,
+        1723.89,
+        1923.02,
+        3790.03,
+        3983.68,
+        4195.84,
+        4461.25,
+        4869.50,
+        5424.50,
+        5905.00,
+        2450.00,
+        2995.00,
+        3630.00,
+        3215.00,
+        3630.00,
+        2246.50,
+        2450.00,
+        2870.00,
+        3480.00,
+    ]
+)
 
 #: Samplings with ``trackEta_<S>``/``trackPhi_<S>`` branches, in MLTree branch order (presamplers first).
 EXTRAPOLATION_SAMPLINGS: tuple[str, ...] = ("PreSamplerB", "PreSamplerE", *LAYER_NAMES)
@@ -58,29 +110,27 @@ EXTRAPOLATION_ETA_RANGE: np.ndarray = np.array(
     [
         (0.0, 1.52),  # PreSamplerB
         (1.5, 1.8),  # PreSamplerE
-        (0.0, 1.475), (0.0, 1.475), (0.0, 1.35),  # EMB1-3
-        (1.375, 3.2), (1.375, 3.2), (1.5, 2.5),  # EME1-3
-        (1.5, 3.2), (1.5, 3.2), (1.5, 3.2), (1.5, 3.2),  # HEC0-3
-        (0.0, 1.0), (0.0, 1.0), (0.0, 1.0),  # TileBar0-2
-        (0.8, 1.0), (0.8, 1.0), (1.0, 1.6),  # TileGap1-3
-        (0.8, 1.7), (0.8, 1.7), (0.8, 1.7),  # TileExt0-2
+        (0.0, 1.475),
+        (0.0, 1.475),
+        (0.0, 1.35),  # EMB1-3
+        (1.375, 3.2),
+        (1.375, 3.2),
+        (1.5, 2.5),  # EME1-3
+        (1.5, 3.2),
+        (1.5, 3.2),
+        (1.5, 3.2),
+        (1.5, 3.2),  # HEC0-3
+        (0.0, 1.0),
+        (0.0, 1.0),
+        (0.0, 1.0),  # TileBar0-2
+        (0.8, 1.0),
+        (0.8, 1.0),
+        (1.0, 1.6),  # TileGap1-3
+        (0.8, 1.7),
+        (0.8, 1.7),
+        (0.8, 1.7),  # TileExt0-2
     ]
-)  # fmt: skip
-
-
-def delta_phi(a: np.ndarray | float, b: np.ndarray | float) -> np.ndarray:
-    """Azimuthal difference ``a - b`` wrapped to (-pi, pi] (rad), broadcasting numpy-style."""
-    d = np.pi - np.mod(np.pi - (np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)), 2 * np.pi)
-    # np.mod can round up to exactly 2 pi for tiny negative arguments; fold -pi back onto +pi.
-    return np.where(d <= -np.pi, d + 2 * np.pi, d)
-
-
-def delta_r(
-    eta1: np.ndarray | float, phi1: np.ndarray | float, eta2: np.ndarray | float, phi2: np.ndarray | float
-) -> np.ndarray:
-    """Angular distance sqrt(d_eta^2 + d_phi^2), with d_phi wrapped by :func:`delta_phi`."""
-    deta = np.asarray(eta1, dtype=np.float64) - np.asarray(eta2, dtype=np.float64)
-    return np.hypot(deta, delta_phi(phi1, phi2))
+)
 
 
 def _layer_columns(layers: Sequence[str | int] | None) -> np.ndarray:

@@ -15,26 +15,62 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from jetcloud import metrics, paths
-from jetcloud.qg_train import SUMMARY_NAME, read_summary
+from jetcloud.qg.train import SUMMARY_NAME, read_summary
 
-__all__ = ["PUBLISHED_CMS", "PUBLISHED_PARTICLE", "STRONGER", "GOAL_MARGIN", "GOAL_PARTICLE_AUC", "load_runs",
-           "results_table", "reference_table", "goals", "goals_text", "roc_figure", "histories_figure",
-           "auc_versus_figure"]  # fmt: skip
+__all__ = [
+    "PUBLISHED_CMS",
+    "PUBLISHED_PARTICLE",
+    "STRONGER",
+    "GOAL_MARGIN",
+    "GOAL_PARTICLE_AUC",
+    "load_runs",
+    "results_table",
+    "reference_table",
+    "goals",
+    "goals_text",
+    "roc_figure",
+    "histories_figure",
+    "auc_versus_figure",
+]
 
 log = logging.getLogger(__name__)
 
 #: e2e_sparse on the real CMS Open Data jets (validation = test_jet, 55,494 jets), qg-reference.md 5.1 and 6.1.
 PUBLISHED_CMS: list[dict[str, Any]] = [
     {"model": "MLP (report)", "K": "(200)", "params": "86,370", "auc": "0.7780", "acc": "71.38 %", "status": ""},
-    {"model": "Sparse CNN 200 (report)", "K": "200", "params": "79,590", "auc": "0.7626", "acc": "69.74 %",
-     "status": ""},
-    {"model": "Sparse CNN 800 (report)", "K": "800", "params": "610,278", "auc": "0.7847 (best 0.7851)",
-     "acc": "71.65 %", "status": ""},
-    {"model": "ResNet_PC_1024_M (report, best)", "K": "1024", "params": "1,067,489", "auc": "0.78-0.79 (range)",
-     "acc": "-", "status": ""},
-    {"model": "ResNet-15 images (Andrews et al.)", "K": "images", "params": "~86 k", "auc": "0.80-0.81",
-     "acc": "-", "status": "[U]"},
-]  # fmt: skip
+    {
+        "model": "Sparse CNN 200 (report)",
+        "K": "200",
+        "params": "79,590",
+        "auc": "0.7626",
+        "acc": "69.74 %",
+        "status": "",
+    },
+    {
+        "model": "Sparse CNN 800 (report)",
+        "K": "800",
+        "params": "610,278",
+        "auc": "0.7847 (best 0.7851)",
+        "acc": "71.65 %",
+        "status": "",
+    },
+    {
+        "model": "ResNet_PC_1024_M (report, best)",
+        "K": "1024",
+        "params": "1,067,489",
+        "auc": "0.78-0.79 (range)",
+        "acc": "-",
+        "status": "",
+    },
+    {
+        "model": "ResNet-15 images (Andrews et al.)",
+        "K": "images",
+        "params": "~86 k",
+        "auc": "0.80-0.81",
+        "acc": "-",
+        "status": "[U]",
+    },
+]
 
 #: Pythia 8 QG benchmark (particle level, test 200 k), qg-reference.md 6.3.
 PUBLISHED_PARTICLE: list[dict[str, Any]] = [
@@ -43,11 +79,16 @@ PUBLISHED_PARTICLE: list[dict[str, Any]] = [
     {"model": "PFN-ID", "acc": "-", "auc": "0.9052", "rej50": "37.4", "rej30": "-", "status": "[U]"},
     {"model": "ParticleNet-Lite", "acc": "0.835", "auc": "0.908", "rej50": "37.1", "rej30": "94.5", "status": "[U]"},
     {"model": "ParticleNet", "acc": "0.840", "auc": "0.9116", "rej50": "39.8", "rej30": "98.6", "status": "[U]"},
-    {"model": "LorentzNet (released checkpoint)", "acc": "0.84424", "auc": "0.91613", "rej50": "43.16",
-     "rej30": "112.87", "status": "[V]"},
-    {"model": "ParT (from scratch)", "acc": "0.840", "auc": "0.9151", "rej50": "41.3", "rej30": "107",
-     "status": "[U]"},
-]  # fmt: skip
+    {
+        "model": "LorentzNet (released checkpoint)",
+        "acc": "0.84424",
+        "auc": "0.91613",
+        "rej50": "43.16",
+        "rej30": "112.87",
+        "status": "[V]",
+    },
+    {"model": "ParT (from scratch)", "acc": "0.840", "auc": "0.9151", "rej50": "41.3", "rej30": "107", "status": "[U]"},
+]
 
 
 #: Run-name prefixes of the stronger models (none of the report's architectures).
@@ -97,8 +138,10 @@ def _fmt(value: Any, digits: int = 4) -> str:
 
 def results_table(runs: Sequence[dict[str, Any]]) -> str:
     """Markdown table of our runs (test set)."""
-    lines = ["| run | level | K | params | test AUC | acc | Rej50 | Rej30 | epochs | train s | test jets |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| run | level | K | params | test AUC | acc | Rej50 | Rej30 | epochs | train s | test jets |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in runs:
         lines.append(
             f"| {r['run']} | {r['level']} | {r['k']} | {r['params']:,} | {r['auc']:.4f} | {r['accuracy']:.3f} | "
@@ -133,14 +176,18 @@ def goals(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     best_pn = max(particlenet, key=lambda r: r["auc"], default=None)
     margin = best["auc"] - reference["auc"] if best and reference else None
     return {
-        "best_stronger_run": best and best["run"], "best_stronger_auc": best and best["auc"],
-        "report_best_run": REPORT_BEST, "report_best_auc": reference and reference["auc"],
-        "margin": margin, "detector_goal_met": None if margin is None else bool(margin >= GOAL_MARGIN),
+        "best_stronger_run": best and best["run"],
+        "best_stronger_auc": best and best["auc"],
+        "report_best_run": REPORT_BEST,
+        "report_best_auc": reference and reference["auc"],
+        "margin": margin,
+        "detector_goal_met": None if margin is None else bool(margin >= GOAL_MARGIN),
         "best_report_trained_run": best_report and best_report["run"],
         "best_report_trained_auc": best_report and best_report["auc"],
-        "particle_run": best_pn and best_pn["run"], "particle_auc": best_pn and best_pn["auc"],
+        "particle_run": best_pn and best_pn["run"],
+        "particle_auc": best_pn and best_pn["auc"],
         "particle_goal_met": None if best_pn is None else bool(best_pn["auc"] >= GOAL_PARTICLE_AUC),
-    }  # fmt: skip
+    }
 
 
 def goals_text(g: dict[str, Any]) -> str:
@@ -149,21 +196,36 @@ def goals_text(g: dict[str, Any]) -> str:
     if g["best_stronger_run"] is None:
         detector = "no stronger model (ParticleNet-style, transformer) was trained"
     elif g["report_best_auc"] is None:
-        trained = (f"; the best of the report's architectures trained here, {g['best_report_trained_run']}, "
-                   f"has {g['best_report_trained_auc']:.4f}") if g["best_report_trained_run"] else ""  # fmt: skip
-        detector = (f"best stronger model {g['best_stronger_run']} AUC {g['best_stronger_auc']:.4f}; "
-                    f"{REPORT_BEST} was not trained in this profile{trained}")  # fmt: skip
+        trained = (
+            (
+                f"; the best of the report's architectures trained here, {g['best_report_trained_run']}, "
+                f"has {g['best_report_trained_auc']:.4f}"
+            )
+            if g["best_report_trained_run"]
+            else ""
+        )
+        detector = (
+            f"best stronger model {g['best_stronger_run']} AUC {g['best_stronger_auc']:.4f}; "
+            f"{REPORT_BEST} was not trained in this profile{trained}"
+        )
     else:
-        detector = (f"best stronger model {g['best_stronger_run']} AUC {g['best_stronger_auc']:.4f} against "
-                    f"{REPORT_BEST} {g['report_best_auc']:.4f}: margin {g['margin']:+.4f}")  # fmt: skip
-    particle = (f"{g['particle_run']} AUC {g['particle_auc']:.4f}" if g["particle_run"]
-                else "no particle-level ParticleNet-style run")  # fmt: skip
-    return "\n".join([
-        f"- Detector level, goal: the best stronger model beats {REPORT_BEST} by >= {GOAL_MARGIN} AUC on the same "
-        f"jets. Measured: {detector}. {verdict[g['detector_goal_met']]}.",
-        f"- Particle level, goal: a ParticleNet-style model reaches AUC {GOAL_PARTICLE_AUC} (full profile). "
-        f"Measured: {particle}. {verdict[g['particle_goal_met']]}.",
-    ])  # fmt: skip
+        detector = (
+            f"best stronger model {g['best_stronger_run']} AUC {g['best_stronger_auc']:.4f} against "
+            f"{REPORT_BEST} {g['report_best_auc']:.4f}: margin {g['margin']:+.4f}"
+        )
+    particle = (
+        f"{g['particle_run']} AUC {g['particle_auc']:.4f}"
+        if g["particle_run"]
+        else "no particle-level ParticleNet-style run"
+    )
+    return "\n".join(
+        [
+            f"- Detector level, goal: the best stronger model beats {REPORT_BEST} by >= {GOAL_MARGIN} AUC on the same "
+            f"jets. Measured: {detector}. {verdict[g['detector_goal_met']]}.",
+            f"- Particle level, goal: a ParticleNet-style model reaches AUC {GOAL_PARTICLE_AUC} (full profile). "
+            f"Measured: {particle}. {verdict[g['particle_goal_met']]}.",
+        ]
+    )
 
 
 def roc_figure(runs: Sequence[dict[str, Any]]) -> matplotlib.figure.Figure:

@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from jetcloud.geometry import EXTRAPOLATION_SAMPLINGS
+from jetcloud.atlas.layers import EXTRAPOLATION_SAMPLINGS
 
 __all__ = [
     "BranchSpec",
@@ -265,7 +265,7 @@ def resolve_branches(branches: str | list[str] | tuple[str, ...] | None, schema:
 
 def example_cellgeo(n_cells: int = 64, seed: int = 0) -> dict[str, np.ndarray]:
     """A small valid ``CellGeo`` dict: ascending IDs, 19 branches with schema dtypes, no neighbours (-1)."""
-    from jetcloud.geometry import LAYER_SAMPLING
+    from jetcloud.atlas.layers import LAYER_SAMPLING
 
     rng = np.random.default_rng(seed)
     geo: dict[str, np.ndarray] = {

@@ -1,6 +1,6 @@
 """Fast parametric shower simulation: EM, hadronic and MIP energy deposits per cell and truth particle.
 
-Every particle that reaches the calorimeter front face (:func:`jetcloud.sim.tracker.calo_entry`) showers along the
+Every particle that reaches the calorimeter front face (:func:`jetcloud.atlas.sim.tracker.calo_entry`) showers along the
 straight line from the origin through its entry point (``entry_eta``, ``entry_phi``). The simulation is
 vectorised over all particles of a chunk of events: per particle a *material table* (thickness of every depth
 slot in radiation lengths X0 and interaction lengths lambda), per (particle, slot) the longitudinal energy
@@ -105,14 +105,33 @@ import logging
 import time
 import weakref
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 import numpy as np
-from scipy.special import gammainc
 
-from ..arrays import unique
-from .geometry import N_SAMPLINGS, SAMPLING_IS_ENDCAP, CaloGeometry
-from .particles import Particles
+from jetcloud.arrays import unique
+from jetcloud.atlas.cellgeo import N_SAMPLINGS, SAMPLING_IS_ENDCAP, CaloGeometry
+from jetcloud.sim.particles import Particles
+from jetcloud.sim.physics import (
+    DEAD,
+    FCAL,
+    GAP,
+    HEC,
+    KIND_EM,
+    KIND_HADRON,
+    KIND_MUON,
+    KIND_NONE,
+    LAR_EM,
+    TILE,
+    ShowerParams,
+    available_energy,
+    classify,
+    em_radius,
+    em_shape,
+    gamma_fractions,
+    gamma_smear,
+    gun_particles,
+    mean_fem,
+)
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +139,6 @@ log = logging.getLogger(__name__)
 # material classes and the slot table
 # ----------------------------------------------------------------------------------------------------------------
 
-#: Material classes: 0 dead, 1 LAr EM (incl. presamplers), 2 Tile, 3 HEC, 4 FCAL, 5 Tile gap scintillator.
-DEAD, LAR_EM, TILE, HEC, FCAL, GAP = range(6)
 #: lambda / X0 per material class (dead: Al/Si/Cu mix; LAr EM: Pb/LAr mixture rule; Tile: Fe/scint; HEC: Cu/LAr;
 #: FCAL: mean of Cu FCAL1 and W FCAL2/3 is not used, FCAL segments give both lengths explicitly).
 X0_PER_LAMBDA: np.ndarray = np.array([1 / 0.18, 1 / 0.049, 10.0, 10.0, 10.0, 10.0])
@@ -163,46 +180,126 @@ def _dm_mid_lambda(abs_eta: np.ndarray) -> np.ndarray:
 #: Depth slots in order along the line, each a list of |eta| segments (non-overlapping, ascending).
 SLOTS: tuple[tuple[str, tuple[Segment, ...]], ...] = (
     ("dead_front", (Segment(-1, 0.0, 4.9, DEAD),)),  # thickness from _dm_front_x0
-    ("presampler", (Segment(0, 0.0, 1.52, LAR_EM, x0=0.3), Segment(4, 1.52, 1.8, LAR_EM, x0=0.3, surface="z",
-                                                                      eta_ref=1.6))),
-    ("em1", (Segment(1, 0.0, 1.45, LAR_EM, x0=4.3, high_eta_factor=0.8),
-             Segment(5, 1.45, 2.5, LAR_EM, x0=4.0, surface="z", eta_ref=2.0))),
-    ("em2", (Segment(2, 0.0, 1.45, LAR_EM, x0=16.0, high_eta_factor=0.8),
-             Segment(6, 1.45, 2.5, LAR_EM, x0=17.0, surface="z", eta_ref=2.0),
-             Segment(6, 2.5, 3.2, LAR_EM, x0=21.0, surface="z", eta_ref=2.0))),
-    ("em3", (Segment(3, 0.0, 1.45, LAR_EM, x0=2.0, high_eta_factor=0.8),
-             Segment(7, 1.45, 3.2, LAR_EM, x0=3.0, surface="z", eta_ref=2.0))),
+    (
+        "presampler",
+        (Segment(0, 0.0, 1.52, LAR_EM, x0=0.3), Segment(4, 1.52, 1.8, LAR_EM, x0=0.3, surface="z", eta_ref=1.6)),
+    ),
+    (
+        "em1",
+        (
+            Segment(1, 0.0, 1.45, LAR_EM, x0=4.3, high_eta_factor=0.8),
+            Segment(5, 1.45, 2.5, LAR_EM, x0=4.0, surface="z", eta_ref=2.0),
+        ),
+    ),
+    (
+        "em2",
+        (
+            Segment(2, 0.0, 1.45, LAR_EM, x0=16.0, high_eta_factor=0.8),
+            Segment(6, 1.45, 2.5, LAR_EM, x0=17.0, surface="z", eta_ref=2.0),
+            Segment(6, 2.5, 3.2, LAR_EM, x0=21.0, surface="z", eta_ref=2.0),
+        ),
+    ),
+    (
+        "em3",
+        (
+            Segment(3, 0.0, 1.45, LAR_EM, x0=2.0, high_eta_factor=0.8),
+            Segment(7, 1.45, 3.2, LAR_EM, x0=3.0, surface="z", eta_ref=2.0),
+        ),
+    ),
     ("dead_mid", (Segment(-1, 0.0, 3.3, DEAD),)),  # thickness from _dm_mid_lambda
     ("tile_gap3", (Segment(17, 1.0, 1.6, GAP, lam=0.4, active=0.25),)),
-    ("had1", (Segment(12, 0.0, 1.0, TILE, lam=1.5), Segment(18, 1.0, 1.55, TILE, lam=1.5),
-              Segment(8, 1.55, 3.3, HEC, lam=1.4, surface="z", eta_ref=2.0))),
-    ("had2", (Segment(13, 0.0, 0.9, TILE, lam=4.1), Segment(15, 0.9, 1.0, TILE, lam=2.5),
-              Segment(19, 1.0, 1.55, TILE, lam=2.6), Segment(9, 1.55, 3.3, HEC, lam=2.8, surface="z",
-                                                             eta_ref=2.0))),
-    ("had3", (Segment(14, 0.0, 0.75, TILE, lam=1.8), Segment(16, 0.75, 0.9, TILE, lam=1.8),
-              Segment(20, 0.9, 1.55, TILE, lam=3.3), Segment(10, 1.55, 3.3, HEC, lam=2.9, surface="z",
-                                                             eta_ref=2.0))),
+    (
+        "had1",
+        (
+            Segment(12, 0.0, 1.0, TILE, lam=1.5),
+            Segment(18, 1.0, 1.55, TILE, lam=1.5),
+            Segment(8, 1.55, 3.3, HEC, lam=1.4, surface="z", eta_ref=2.0),
+        ),
+    ),
+    (
+        "had2",
+        (
+            Segment(13, 0.0, 0.9, TILE, lam=4.1),
+            Segment(15, 0.9, 1.0, TILE, lam=2.5),
+            Segment(19, 1.0, 1.55, TILE, lam=2.6),
+            Segment(9, 1.55, 3.3, HEC, lam=2.8, surface="z", eta_ref=2.0),
+        ),
+    ),
+    (
+        "had3",
+        (
+            Segment(14, 0.0, 0.75, TILE, lam=1.8),
+            Segment(16, 0.75, 0.9, TILE, lam=1.8),
+            Segment(20, 0.9, 1.55, TILE, lam=3.3),
+            Segment(10, 1.55, 3.3, HEC, lam=2.9, surface="z", eta_ref=2.0),
+        ),
+    ),
     ("had4", (Segment(11, 1.55, 3.3, HEC, lam=2.9, surface="z", eta_ref=2.0),)),
     ("fcal1", (Segment(21, 3.2, 4.9, FCAL, x0=27.6, lam=2.66, surface="z", eta_ref=3.5),)),
     ("fcal2", (Segment(22, 3.2, 4.9, FCAL, x0=91.3, lam=3.68, surface="z", eta_ref=3.5),)),
     ("fcal3", (Segment(23, 3.2, 4.9, FCAL, x0=89.2, lam=3.60, surface="z", eta_ref=3.5),)),
-)  # fmt: skip
+)
 N_SLOTS = len(SLOTS)
 _SLOT_DEAD_FRONT, _SLOT_DEAD_MID = 0, 5
 
 #: Samplings at the same depth, tried (in order) for spots that find no cell in their own sampling.
 SAME_DEPTH: dict[int, tuple[int, ...]] = {
-    0: (4,), 4: (0,), 1: (5,), 5: (1,), 2: (6,), 6: (2,), 3: (7,), 7: (3,),
-    12: (18, 17, 8), 18: (12, 17, 8), 13: (15, 19, 9), 15: (13, 19), 19: (15, 13, 9),
-    14: (16, 20), 16: (14, 20), 20: (16, 14, 10), 17: (18, 12),
-    8: (18, 21), 9: (19, 22), 10: (20, 22), 11: (23,), 21: (8, 6), 22: (9,), 23: (11,),
-}  # fmt: skip
+    0: (4,),
+    4: (0,),
+    1: (5,),
+    5: (1,),
+    2: (6,),
+    6: (2,),
+    3: (7,),
+    7: (3,),
+    12: (18, 17, 8),
+    18: (12, 17, 8),
+    13: (15, 19, 9),
+    15: (13, 19),
+    19: (15, 13, 9),
+    14: (16, 20),
+    16: (14, 20),
+    20: (16, 14, 10),
+    17: (18, 12),
+    8: (18, 21),
+    9: (19, 22),
+    10: (20, 22),
+    11: (23,),
+    21: (8, 6),
+    22: (9,),
+    23: (11,),
+}
 
 #: Approximate radius (fixed-r samplings) or |z| (fixed-z samplings) in mm, used when a geometry lacks a sampling.
-DEFAULT_POSITION_MM: np.ndarray = np.array([
-    1457, 1535, 1730, 1930, 3669, 3791, 3990, 4203, 4461, 4870, 5425, 5905,
-    2450, 3020, 3630, 3215, 3630, 2250, 2450, 2870, 3480, 4936, 5394, 5869,
-], dtype=np.float64)  # fmt: skip
+DEFAULT_POSITION_MM: np.ndarray = np.array(
+    [
+        1457,
+        1535,
+        1730,
+        1930,
+        3669,
+        3791,
+        3990,
+        4203,
+        4461,
+        4870,
+        5425,
+        5905,
+        2450,
+        3020,
+        3630,
+        3215,
+        3630,
+        2250,
+        2450,
+        2870,
+        3480,
+        4936,
+        5394,
+        5869,
+    ],
+    dtype=np.float64,
+)
 
 # flattened segment table
 _SEG: list[tuple[int, Segment]] = [(k, s) for k, (_, segs) in enumerate(SLOTS) for s in segs]
@@ -210,57 +307,6 @@ _SEG_SLOT = np.array([k for k, _ in _SEG])
 _SEG_SAMPLING = np.array([s.sampling for _, s in _SEG])
 _SEG_MATERIAL = np.array([s.material for _, s in _SEG])
 _SEG_ACTIVE = np.array([s.active for _, s in _SEG])
-
-
-@dataclass(frozen=True)
-class ShowerParams:
-    """Tunables of the shower model (defaults and sources: module docstring). Energies GeV, lengths mm."""
-
-    # EM
-    critical_energy_gev: float = 0.011  # effective E_c for Pb/LAr
-    em_b: float = 0.5  # b of the gamma profile (PDG)
-    c_electron: float = -0.5
-    c_photon: float = 0.5
-    z_eff: float = 60.0  # for the Grindhammer-Peters lateral coefficients
-    moliere_radius_mm: float = 37.0
-    lateral_rmax_rm: float = 5.0
-    em_constant: float = 0.007
-    # stochastic terms (GeV^1/2) per material class for the EM part / the non-EM part
-    # Tuned (notebook 00 validation) so that the Gaussian-core resolution of single particles at eta 0.3 matches
-    # the ATLAS test-beam figures: electrons ~10%/sqrt(E), charged pions ~50%/sqrt(E) (+) a few % constant.
-    a_em: tuple[float, ...] = (0.0, 0.085, 0.28, 0.21, 0.28, 0.5)
-    a_had: tuple[float, ...] = (0.0, 0.53, 0.53, 0.58, 0.8, 0.92)
-    # hadrons
-    h_over_e: tuple[float, ...] = (1.0, 0.74, 0.77, 0.74, 0.74, 0.77)  # e/h = 1.35 LAr, 1.30 Tile
-    lambda_int_meson: float = 1.2  # mean first-interaction depth, lambda_I
-    lambda_int_baryon: float = 1.0
-    fem_e0_meson: float = 1.0  # GeV (Groom)
-    fem_e0_baryon: float = 2.6
-    fem_k: float = 0.83
-    fem_sigma: float = 0.15  # event-by-event spread of f_em (Groom: 0.1-0.2 at 10-100 GeV); gives the constant term
-    fem_min: float = 0.02
-    em_sub_fraction: float = 0.3  # mean subshower energy / EM energy of a hadronic shower
-    had_b: float = 0.9  # 1/lambda
-    had_tmax_slope: float = 0.2  # lambda per ln(E/GeV)
-    had_tmax_offset: float = 0.7  # lambda
-    had_constant: float = 0.02
-    core_r0_mm: float = 20.0
-    core_r_slope_mm: float = 10.0  # per lambda of depth after the first interaction
-    halo_r_mm: float = 80.0
-    halo_fraction: float = 0.3
-    # MIP
-    mip_gev_per_lambda: float = 0.2
-    mip_mean_factor: float = 1.3  # relativistic rise (mean / minimum ionisation)
-    mip_landau_width: float = 0.15  # relative Moyal width per slot
-    # low energy
-    low_energy_gev: float = 0.3
-    low_energy_hadron_response: float = 0.8
-    # spots
-    spot_energy_em: float = 0.25
-    spot_energy_had: float = 0.5
-    max_spots_em: int = 40
-    max_spots_had: int = 30
-    min_slot_energy: float = 1e-5  # (particle, slot, component) deposits below this go to the dead bookkeeping
 
 
 @dataclass
@@ -286,8 +332,15 @@ class Deposits:
 
     @classmethod
     def empty(cls, n_particles: int = 0) -> Deposits:
-        return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32),
-                   np.zeros(0, np.float32), np.zeros(n_particles), np.zeros(n_particles))  # fmt: skip
+        return cls(
+            np.zeros(0, np.int64),
+            np.zeros(0, np.int64),
+            np.zeros(0, np.int32),
+            np.zeros(0, np.float32),
+            np.zeros(0, np.float32),
+            np.zeros(n_particles),
+            np.zeros(n_particles),
+        )
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -398,34 +451,6 @@ def material_table(abs_eta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
 # particle classification
 # ----------------------------------------------------------------------------------------------------------------
 
-KIND_NONE, KIND_EM, KIND_MUON, KIND_HADRON = 0, 1, 2, 3
-
-
-def classify(pdg: np.ndarray) -> np.ndarray:
-    """0 nothing (neutrinos), 1 EM (e, gamma, pi0), 2 muon, 3 hadron (everything else)."""
-    a = np.abs(np.asarray(pdg))
-    kind = np.full(a.shape, KIND_HADRON, dtype=np.int8)
-    kind[(a == 11) | (a == 22) | (a == 111)] = KIND_EM
-    kind[a == 13] = KIND_MUON
-    kind[(a == 12) | (a == 14) | (a == 16)] = KIND_NONE
-    return kind
-
-
-def available_energy(particles: Particles) -> np.ndarray:
-    """Energy a particle can deposit (GeV): E for mesons/leptons/photons, E - m for baryons, E + m anti-baryons."""
-    pdg = np.asarray(particles.pdg)
-    e = np.asarray(particles.e, dtype=np.float64)
-    m = np.asarray(particles.m, dtype=np.float64)
-    baryon = np.abs(pdg) > 1000
-    return np.where(baryon & (pdg > 0), np.maximum(e - m, 0.0), np.where(baryon & (pdg < 0), e + m, e))
-
-
-def mean_fem(energy: np.ndarray, baryon: np.ndarray, params: ShowerParams = ShowerParams()) -> np.ndarray:
-    """Mean EM fraction of a hadronic shower, 1 - (E/E0)^(k-1) (Groom), clipped to [fem_min, 0.95]."""
-    e0 = np.where(baryon, params.fem_e0_baryon, params.fem_e0_meson)
-    f = 1.0 - np.power(np.maximum(energy, 1e-3) / e0, params.fem_k - 1.0)
-    return np.clip(f, params.fem_min, 0.95)
-
 
 def mean_pion_response(p: np.ndarray | float, params: ShowerParams = ShowerParams()) -> np.ndarray:
     """Approximate mean EM-scale response <E_vis>/p of a charged pion of momentum p (GeV) in the barrel.
@@ -442,33 +467,6 @@ def mean_pion_response(p: np.ndarray | float, params: ShowerParams = ShowerParam
 # ----------------------------------------------------------------------------------------------------------------
 # longitudinal profiles
 # ----------------------------------------------------------------------------------------------------------------
-
-
-def _gamma_fractions(bounds: np.ndarray, start: np.ndarray, alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
-    """Fraction of a gamma(alpha, beta) profile starting at ``start`` inside each slot; bounds (n, K+1)."""
-    t = np.maximum(bounds - start[:, None], 0.0) * beta[:, None]
-    cdf = gammainc(alpha[:, None], t)
-    return np.diff(cdf, axis=1)
-
-
-def _em_shape(
-    energy: np.ndarray, is_photon: np.ndarray, rng: np.random.Generator | None, params: ShowerParams
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(alpha, beta, T) of the EM longitudinal profile, with Grindhammer-Peters fluctuations if rng is given."""
-    lny = np.log(np.maximum(energy / params.critical_energy_gev, 3.0))
-    c = np.where(is_photon, params.c_photon, params.c_electron)
-    t_mean = np.maximum(lny + c, 0.5)
-    a_mean = 1.0 + params.em_b * t_mean
-    if rng is None:
-        return a_mean, (a_mean - 1.0) / t_mean, t_mean
-    s_t = np.clip(1.0 / np.maximum(-1.4 + 1.26 * lny, 1e-3), 0.02, 0.5)
-    s_a = np.clip(1.0 / np.maximum(-0.58 + 0.86 * lny, 1e-3), 0.02, 0.5)
-    rho = np.clip(0.705 - 0.023 * lny, 0.0, 0.99)
-    z1 = rng.standard_normal(len(energy))
-    z2 = rho * z1 + np.sqrt(1.0 - rho**2) * rng.standard_normal(len(energy))
-    t = t_mean * np.exp(s_t * z1 - 0.5 * s_t**2)
-    a = np.maximum(1.0 + (a_mean - 1.0) * np.exp(s_a * z2 - 0.5 * s_a**2), 1.05)
-    return a, (a - 1.0) / t, t
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -537,8 +535,8 @@ def deposit(
     m_em = (kd == KIND_EM) & ~low
     if m_em.any():
         i = np.flatnonzero(m_em)
-        a, b, t = _em_shape(energy[i], np.abs(pdg[i]) != 11, rng, params)
-        em_true[i] = energy[i, None] * _gamma_fractions(xb[i], np.zeros(len(i)), a, b)
+        a, b, t = em_shape(energy[i], np.abs(pdg[i]) != 11, rng, params)
+        em_true[i] = energy[i, None] * gamma_fractions(xb[i], np.zeros(len(i)), a, b)
         tmax_em[i] = t
 
     m_had = (kd == KIND_HADRON) & ~low
@@ -568,11 +566,11 @@ def deposit(
         beyond = l_int >= lb[i, -1]
         x_int = np.where(beyond, xb[i, -1] + 1.0, x_int)
         e_sub = np.maximum(fem * e_sh * params.em_sub_fraction, 0.05)
-        a, b, t = _em_shape(e_sub, np.ones(ni, dtype=bool), None, params)
-        em_true[i] = (fem * e_sh)[:, None] * _gamma_fractions(xb[i], x_int, a, b)
+        a, b, t = em_shape(e_sub, np.ones(ni, dtype=bool), None, params)
+        em_true[i] = (fem * e_sh)[:, None] * gamma_fractions(xb[i], x_int, a, b)
         t_h = params.had_tmax_slope * np.log(np.maximum(e_sh, 1.0)) + params.had_tmax_offset
         a_h = 1.0 + params.had_b * t_h
-        had_true[i] = ((1.0 - fem) * e_sh)[:, None] * _gamma_fractions(lb[i], l_int, a_h, np.full(ni, params.had_b))
+        had_true[i] = ((1.0 - fem) * e_sh)[:, None] * gamma_fractions(lb[i], l_int, a_h, np.full(ni, params.had_b))
         depth_x[i], depth_l[i], tmax_em[i], e_em_lat[i] = x_int, l_int, t, e_sub
 
     m_mu = (kd == KIND_MUON) & ~low
@@ -614,9 +612,9 @@ def deposit(
     a_em = np.asarray(params.a_em)[material]
     a_hd = np.asarray(params.a_had)[material]
     h_e = np.asarray(params.h_over_e)[material]
-    em_vis = _gamma_smear(em_true, a_em, rng)
+    em_vis = gamma_smear(em_true, a_em, rng)
     had_mean = had_true * h_e
-    had_vis = _gamma_smear(had_mean, a_hd, rng)
+    had_vis = gamma_smear(had_mean, a_hd, rng)
     low_had = low & (kd != KIND_EM)
     mip_vis = mip_true * np.where(low_had, params.low_energy_hadron_response, 1.0)[:, None]
     const = np.where(kd == KIND_EM, params.em_constant, params.had_constant)
@@ -648,7 +646,7 @@ def deposit(
     r = np.zeros(n_sp)
     m = sp_c == 0
     if m.any():
-        r[m] = _em_radius(e_em_lat[sp_p[m]], np.maximum(mid_x[m], 0.0) / tmax_em[sp_p[m]], rng, params)
+        r[m] = em_radius(e_em_lat[sp_p[m]], np.maximum(mid_x[m], 0.0) / tmax_em[sp_p[m]], rng, params)
     m = sp_c == 1
     if m.any():
         nm = int(m.sum())
@@ -681,34 +679,6 @@ def deposit(
     dt = time.perf_counter() - t_start
     log.debug("showers: %d particles, %d spots, %d deposits in %.3f s", n, n_sp, len(out), dt)
     return out
-
-
-def _gamma_smear(mean: np.ndarray, a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Gamma-distributed values with the given mean and variance a^2 * mean (a = 0: no smearing)."""
-    out = mean.copy()
-    m = (mean > 0) & (a > 0)
-    if m.any():
-        a2 = a[m] ** 2
-        out[m] = rng.gamma(mean[m] / a2, a2)
-    return out
-
-
-def _em_radius(energy: np.ndarray, tau: np.ndarray, rng: np.random.Generator, params: ShowerParams) -> np.ndarray:
-    """Radial distance (mm) from the Grindhammer-Peters two-component profile at relative depth tau = t/T."""
-    ln_e = np.log(np.maximum(energy, 1e-3))
-    z = params.z_eff
-    z1, z2 = 0.0251 + 0.00319 * ln_e, 0.1162 - 0.000381 * z
-    k1, k2, k3, k4 = 0.659 - 0.00309 * z, 0.645, -2.59, 0.3585 + 0.0421 * ln_e
-    p1, p2, p3 = 2.632 - 0.00094 * z, 0.401 + 0.00187 * z, 1.313 - 0.0686 * ln_e
-    tau = np.clip(tau, 0.0, 4.0)
-    r_c = np.maximum(z1 + z2 * tau, 0.01)
-    r_t = np.maximum(k1 * (np.exp(k3 * (tau - k2)) + np.exp(k4 * (tau - k2))), 0.02)
-    x = (p2 - tau) / p3
-    p = np.clip(p1 * np.exp(x - np.exp(x)), 0.0, 1.0)
-    rr = np.where(rng.random(len(tau)) < p, r_c, r_t)
-    rmax = params.lateral_rmax_rm
-    u = rng.random(len(tau)) * (rmax**2 / (rmax**2 + rr**2))
-    return rr * np.sqrt(u / (1.0 - u)) * params.moliere_radius_mm
 
 
 def _lookup(
@@ -785,25 +755,6 @@ def cell_energy_matrix(deposits: Deposits, n_events: int, n_cells: int) -> np.nd
 # single-particle studies
 # ----------------------------------------------------------------------------------------------------------------
 
-_MASS_GEV = {11: 0.000511, 13: 0.10566, 22: 0.0, 211: 0.13957, 321: 0.49368, 2212: 0.93827, 2112: 0.93957,
-             130: 0.49761, 310: 0.49761, 111: 0.13498}  # fmt: skip
-_CHARGE = {11: -1, 13: -1, 22: 0, 211: 1, 321: 1, 2212: 1, 2112: 0, 130: 0, 310: 0, 111: 0}
-
-
-def gun_particles(pdg: int, energy: float, eta: float, n: int, rng: np.random.Generator) -> Particles:
-    """``n`` single particles (one per event) of total energy ``energy`` at ``eta`` and uniform phi."""
-    a = abs(pdg)
-    mass = _MASS_GEV.get(a, 0.13957)
-    charge = float(np.sign(pdg) * _CHARGE.get(a, 0))
-    p = np.sqrt(max(energy**2 - mass**2, 0.0))
-    zeros = np.zeros(n)
-    return Particles(
-        event=np.arange(n, dtype=np.int64), index=np.zeros(n, np.int32), pdg=np.full(n, pdg, np.int32),
-        charge=np.full(n, charge, np.float32), pt=np.full(n, p / np.cosh(eta)), eta=np.full(n, float(eta)),
-        phi=rng.uniform(-np.pi, np.pi, n), e=np.full(n, float(energy)), m=np.full(n, mass), vx=zeros, vy=zeros,
-        vz=zeros, status=np.ones(n, np.int32), barcode=np.full(n, 10001, np.int32),
-    )  # fmt: skip
-
 
 def single_particle_response(
     pdg: int,
@@ -836,49 +787,3 @@ def single_particle_response(
         out["e_dead"][i], out["e_leak"][i] = dep.e_dead, dep.e_leak
     out["energy"] = energies
     return out
-
-
-class ResolutionFit(NamedTuple):
-    """sigma/E = a/sqrt(E) (+) b (+) c/E (quadrature), with 1-sigma uncertainties (c_err = 0 when fixed)."""
-
-    a: float
-    b: float
-    c: float
-    a_err: float
-    b_err: float
-    c_err: float
-
-
-def resolution_model(e: np.ndarray, a: float, b: float, c: float = 0.0) -> np.ndarray:
-    """sigma/E = sqrt(a^2/E + b^2 + c^2/E^2), E in GeV."""
-    return np.sqrt(a**2 / e + b**2 + c**2 / e**2)
-
-
-def fit_resolution(
-    energies: np.ndarray,
-    means: np.ndarray,
-    sigmas: np.ndarray,
-    *,
-    sigma_errors: np.ndarray | None = None,
-    c: float | None = 0.0,
-) -> ResolutionFit:
-    """Fit sigma/mean vs E to a/sqrt(E) (+) b (+) c/E (scipy ``curve_fit``; c fixed unless ``c=None``).
-
-    ``means``/``sigmas`` are the fitted (or sample) mean and width of the response distribution at each energy
-    ``energies`` (GeV, the *true* energy). ``sigma_errors``: uncertainties of ``sigmas`` (default 5%).
-    """
-    from scipy.optimize import curve_fit
-
-    e = np.asarray(energies, dtype=np.float64)
-    y = np.asarray(sigmas, dtype=np.float64) / np.asarray(means, dtype=np.float64)
-    err = (np.asarray(sigma_errors, dtype=np.float64) / np.asarray(means, dtype=np.float64)
-           if sigma_errors is not None else 0.05 * y)  # fmt: skip
-    if c is None:
-        popt, pcov = curve_fit(lambda x, a, b, cc: resolution_model(x, a, b, cc), e, y, p0=(0.5, 0.03, 0.1),
-                               sigma=err, absolute_sigma=True, bounds=(0, np.inf))  # fmt: skip
-        perr = np.sqrt(np.diag(pcov))
-        return ResolutionFit(float(popt[0]), float(popt[1]), float(popt[2]), *map(float, perr))
-    popt, pcov = curve_fit(lambda x, a, b: resolution_model(x, a, b, c), e, y, p0=(0.3, 0.02), sigma=err,
-                           absolute_sigma=True, bounds=(0, np.inf))  # fmt: skip
-    perr = np.sqrt(np.diag(pcov))
-    return ResolutionFit(float(popt[0]), float(popt[1]), float(c), float(perr[0]), float(perr[1]), 0.0)

@@ -18,15 +18,16 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
-from ..arrays import gather_ranges, group_sum, lookup_groups
-from ..geometry import MISSING_THRESHOLD, delta_r
-from ..io.atomic import check_writable
-from . import clustering, showers, tracker
-from .geometry import CaloGeometry, load_geometry
-from .particles import Particles  # noqa: F401  (documented input type)
-from .pythia import MC_CHANNEL, EventGenerator, GunConfig, canonical_process, chunk_seed
-from .truth import top_contributions
-from .writers import write_cellgeo, write_mltree
+from jetcloud.arrays import gather_ranges, group_sum, lookup_groups
+from jetcloud.atlas.cellgeo import CaloGeometry, load_geometry
+from jetcloud.atlas.layers import MISSING_THRESHOLD
+from jetcloud.atlas.sim import clustering, showers, tracker
+from jetcloud.atlas.sim.truth import top_contributions
+from jetcloud.atlas.sim.writers import write_cellgeo, write_mltree
+from jetcloud.io.atomic import check_writable
+from jetcloud.kinematics import delta_r
+from jetcloud.sim.particles import Particles  # noqa: F401  (documented input type)
+from jetcloud.sim.pythia import MC_CHANNEL, EventGenerator, GunConfig, canonical_process, chunk_seed
 
 log = logging.getLogger(__name__)
 
@@ -292,7 +293,7 @@ def _pflow_subtraction(tracks: dict, clusters: clustering.Clusters) -> np.ndarra
 
     Tracks with 1 < pT < 100 GeV and a reference point in EMB2 or EME2 are matched to the clusters within
     Delta R < 0.2 of that point; the expected deposit p * <E/p> (the mean EM-scale response of a charged
-    pion, :func:`jetcloud.sim.showers.mean_pion_response`) is subtracted, but never more than the
+    pion, :func:`jetcloud.atlas.sim.showers.mean_pion_response`) is subtracted, but never more than the
     matched clusters hold. Unused tracks get -999 (the MLTree sentinel). The truncation to whole MeV copies
     MLTree's integer ``std::accumulate`` (mltree-schema.md 3.3).
     """
@@ -354,7 +355,7 @@ def simulate(
 
     Returns a summary (files, counts, per-stage timings) for the notebook and the manifest.
     """
-    from ..parallel import map_chunks
+    from jetcloud.parallel import map_chunks
 
     out_dir = Path(out_dir)
     check_writable(out_dir / "events" / "probe")
@@ -364,8 +365,14 @@ def simulate(
     for stale in (out_dir / "events").glob("events_*.root"):  # a previous run with more chunks
         stale.unlink()
     tasks = [(config, k, str(out_dir / "events")) for k, _, _ in config.chunks()]
-    stats = map_chunks(simulate_chunk, tasks, workers=workers, scheduler=scheduler, progress=progress,
-                       desc=f"simulate {config.process}")  # fmt: skip
+    stats = map_chunks(
+        simulate_chunk,
+        tasks,
+        workers=workers,
+        scheduler=scheduler,
+        progress=progress,
+        desc=f"simulate {config.process}",
+    )
     timing = {key: float(sum(s["timing"][key] for s in stats)) for key in (stats[0]["timing"] if stats else {})}
     return {
         "config": {**asdict(config), "gun": asdict(config.gun)},
