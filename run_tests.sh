@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command: bootstrap .venv when needed, then pytest on the unit tests (tests/), then nbval over the
+# The test command: bootstrap .venv when needed, then ruff and pytest on the unit tests (tests/), then nbval over the
 # numbered notebooks (notebooks/NN_*.ipynb, in file order, on their smoke defaults, with the venv's kernel).
 set -euo pipefail
 export JETCLOUD_CALLER_PWD="${JETCLOUD_CALLER_PWD:-$PWD}"
@@ -10,8 +10,8 @@ usage() {
     cat <<'EOF'
 usage: ./run_tests.sh [--unit | --nbval] [pytest args ...]
 
-  (no option)  unit tests (tests/), then nbval over notebooks/NN_*.ipynb
-  --unit       unit tests only
+  (no option)  ruff and unit tests (tests/), then nbval over notebooks/NN_*.ipynb
+  --unit       ruff and unit tests only
   --nbval      notebooks only
   -h, --help   this message
 Other arguments are passed to pytest in each step, e.g. ./run_tests.sh --unit -x -k manifest
@@ -49,6 +49,11 @@ fi
 
 status=0
 if ((run_unit)); then
+    echo "==> ruff (lint and format)"
+    ruff check --quiet lib tests benchmarks scripts notebooks && ruff format --check --quiet lib tests benchmarks scripts notebooks || {
+        echo "run_tests.sh: ruff found problems (fix with: .venv/bin/ruff check --fix . && .venv/bin/ruff format .)" >&2
+        exit 1
+    }
     echo "==> unit tests"
     python -m pytest -p no:cacheprovider ${args[@]+"${args[@]}"} || status=$?
     if ((status != 0)); then

@@ -18,6 +18,7 @@ import torch
 
 from jetcloud import models, train
 from jetcloud.train.data import META_NAME
+from jetcloud.train.presets import PRESET_DIR, PresetError, load_presets, preset_file
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -325,9 +326,82 @@ def test_train_config_validation() -> None:
         train.TrainConfig(optimizer="sgd")
     with pytest.raises(ValueError, match="batch_size"):
         train.TrainConfig(batch_size=0)
-    preset = train.TrainConfig.report_preset()
-    assert (preset.lr, preset.batch_size, preset.epochs, preset.schedule) == (1e-9, 24, 20, "step")
     assert train.bn_momentum_for_epoch(0, 20) == 0.5 and train.bn_momentum_for_epoch(40, 20) == 0.99
+
+
+# ---- presets as data -----------------------------------------------------------------------------------------
+
+PRESET_YAML = """
+fast: &fast
+  note: quick
+  settings: {optimizer: adamw, lr: 3.0e-3, batch_size: 8, schedule: cosine, grad_clip: 5.0, patience: null}
+copy: *fast
+other:
+  settings: {epochs: 2}
+  loss: {energy_unit: GeV}
+"""
+
+
+def test_load_presets_reads_settings_and_extra_keys(tmp_path: Path) -> None:
+    path = tmp_path / "demo.yaml"
+    path.write_text(PRESET_YAML)
+    presets = load_presets("demo", {"note": str, "loss": ("energy_unit",)}, optional=("note", "loss"), path=path)
+    assert list(presets) == ["fast", "copy", "other"]
+    assert presets["fast"] == {
+        "note": "quick",
+        "settings": {
+            "optimizer": "adamw",
+            "lr": 3e-3,
+            "batch_size": 8,
+            "schedule": "cosine",
+            "grad_clip": 5.0,
+            "patience": None,
+        },
+    }
+    presets["copy"]["settings"]["lr"] = 1.0  # an alias in the file, a separate dict here
+    assert presets["fast"]["settings"]["lr"] == 3e-3
+    assert presets["other"]["loss"] == {"energy_unit": "GeV"}
+    assert train.TrainConfig(**presets["fast"]["settings"]).optimizer == "adamw"
+
+
+def test_the_shipped_preset_files_exist() -> None:
+    # package data (pyproject.toml: jetcloud = ["presets/*.yaml"]), read by jetcloud.qg.train and jetpointnet
+    assert sorted(p.name for p in PRESET_DIR.glob("*.yaml")) == ["atlas.yaml", "qg.yaml"]
+    assert preset_file("qg") == PRESET_DIR / "qg.yaml"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("fast:\n  settings: {lr: [1.0e-3\n", "is not valid YAML"),
+        ("fast:\n\tsettings: {}\n", "is not valid YAML"),
+        ("- a list\n", "expected a mapping of preset names"),
+        ("", "expected a mapping of preset names"),
+        ("fast: 3\n", r"preset 'fast': expected a mapping with settings, note, loss, got int"),
+        ("fast:\n  settings: {}\n  colour: red\n", r"preset 'fast': unknown key\(s\) \['colour'\]"),
+        ("fast:\n  note: x\n", r"preset 'fast': missing \['settings'\]"),
+        ("fast:\n  settings: {learning_rate: 0.1}\n", r"settings: unknown key\(s\) \['learning_rate'\]"),
+        ("fast:\n  settings: {lr: 1e-3}\n", r"lr = '1e-3' is a str, expected float \(YAML reads 1e-3 as a string"),
+        ("fast:\n  settings: {epochs: 2.5}\n", "epochs = 2.5 is a float, expected int"),
+        ("fast:\n  settings: {epochs: true}\n", "epochs = True is a bool, expected int"),
+        ("fast:\n  settings: {patience: 0.5}\n", r"patience = 0.5 is a float, expected int \| None"),
+        ("fast:\n  settings: {optimizer: sgd}\n", r"TrainConfig.optimizer = 'sgd'; expected one of adam"),
+        ("fast:\n  settings: {}\n  note: 3\n", "note must be a str, got int"),
+        ("fast:\n  settings: {}\n  loss: {unit: GeV}\n", r"loss: unknown key\(s\) \['unit'\]"),
+    ],
+)
+def test_a_bad_preset_file_is_named_in_the_error(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(PresetError, match=message) as info:
+        load_presets("bad", {"note": str, "loss": ("energy_unit",)}, optional=("note", "loss"), path=path)
+    assert f"preset file {path}" in str(info.value)
+
+
+def test_a_missing_preset_file_is_named_in_the_error(tmp_path: Path) -> None:
+    with pytest.raises(PresetError, match="nothing.yaml cannot be read"):
+        load_presets("nothing", path=tmp_path / "nothing.yaml")
+    assert issubclass(PresetError, ValueError)
 
 
 def _load_worker():

@@ -9,7 +9,9 @@
     plots.save(fig, "atlas_response_vs_e", profile)   # figures/<profile>/atlas_response_vs_e.{png,pdf}
 
 The style is mplhep's ATLAS style; its fonts ship with the ``mplhep_data`` package, so nothing is
-downloaded. Figures are written atomically and closed, so long loops do not accumulate open figures.
+downloaded. Figures are written atomically and closed, so long loops do not accumulate open figures. Inside a
+Jupyter kernel (JupyterLab, or papermill's executed copies) :func:`save` also shows the saved PNG as the cell's
+output, whatever the matplotlib backend: what a reader sees is exactly the file under ``figures/<profile>/``.
 """
 
 from __future__ import annotations
@@ -105,10 +107,13 @@ def save(
     formats: Sequence[str] = FORMATS,
     dpi: int = DPI,
     close: bool = True,
+    show: bool | None = None,
 ) -> list[Path]:
-    """Write ``fig`` to ``figures/<profile>/<name>.png`` and ``.pdf`` atomically, close it, return the paths.
+    """Write ``fig`` to ``figures/<profile>/<name>.png`` and ``.pdf`` atomically, show it, close it, return paths.
 
-    The PDF carries no creation date, so rerunning a notebook with the same seed gives the same file.
+    ``show=None`` shows the saved PNG as a cell output when running inside a Jupyter kernel (:func:`in_notebook`)
+    and does nothing elsewhere (scripts, tests). The PDF carries no creation date, so rerunning a notebook with
+    the same seed gives the same file.
     """
     targets = figure_paths(name, profile, formats)
     try:
@@ -121,7 +126,34 @@ def save(
         if close:
             plt.close(fig)
     log.info("saved figure %s (%s)", targets[0].with_suffix(""), ", ".join(formats))
+    if show if show is not None else in_notebook():
+        display_png(next((t for t in targets if t.suffix == ".png"), None) or _render_png(fig, dpi))
     return targets
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (JupyterLab, VS Code, papermill), False in scripts and plain IPython."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    return getattr(get_ipython(), "kernel", None) is not None
+
+
+def display_png(png: Path | bytes) -> None:
+    """Show a PNG (a file or its bytes) as the output of the running notebook cell."""
+    from IPython.display import Image, display
+
+    display(Image(data=png.read_bytes() if isinstance(png, Path) else png, format="png"))
+
+
+def _render_png(fig: matplotlib.figure.Figure, dpi: int) -> bytes:
+    """The figure as PNG bytes (for :func:`save` with formats that include no PNG)."""
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return buffer.getvalue()
 
 
 def learning_curves(histories: Mapping[str, Sequence[Mapping[str, float]]]) -> matplotlib.figure.Figure:

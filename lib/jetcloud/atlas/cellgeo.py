@@ -66,6 +66,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -246,6 +247,64 @@ def _expand_ranges(lo: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.n
 # --------------------------------------------------------------------------------------------------------------
 
 
+class _SamplingCells(NamedTuple):
+    """The cells of one sampling: geometry rows and their centres and sizes."""
+
+    idx: np.ndarray
+    eta: np.ndarray
+    phi: np.ndarray
+    deta: np.ndarray
+    dphi: np.ndarray
+
+
+class _Raster(NamedTuple):
+    """Eta x phi raster of one sampling: first eta edge, bin sizes and bin counts."""
+
+    lo: float
+    bin_eta: float
+    n_eta: int
+    bin_phi: float
+    n_phi: int
+
+
+def _sampling_raster(cells: _SamplingCells, max_bins: int) -> _Raster:
+    """Raster at the sampling's finest cell size, coarsened until it has at most ``max_bins`` bins."""
+    e, de, dp = cells.eta, cells.deta, cells.dphi
+    lo = float(np.min(e - de / 2)) - 1e-6
+    hi = float(np.max(e + de / 2)) + 1e-6
+    n_phi = max(1, int(np.floor(TWO_PI / float(np.min(dp)) + 1e-3)))
+    bin_eta = float(np.min(de))
+    n_eta = int(np.ceil((hi - lo) / bin_eta))
+    while n_eta * n_phi > max_bins:  # coarsen pathological layouts
+        if n_eta >= n_phi:
+            bin_eta *= 2
+            n_eta = int(np.ceil((hi - lo) / bin_eta))
+        else:
+            n_phi = max(1, n_phi // 2)
+    bin_phi = TWO_PI / n_phi
+    return _Raster(lo, bin_eta, n_eta, bin_phi, n_phi)
+
+
+def _eta_rows(cells: _SamplingCells, g: _Raster, tol: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(cell, eta row) pairs for the rows each cell covers (enlarged by ``tol``), and the phi origin of every row.
+
+    Returns ``(own_e, row, row_phi0)``: the cell (position in ``cells``) and the eta row of each pair, and per eta
+    row the circular mean of the phi edges of its cells (modulo the bin size), so that the bins of a regular row
+    line up with the cells.
+    """
+    e, p, de, dp = cells.eta, cells.phi, cells.deta, cells.dphi
+    pad_e = de * (0.5 + tol)
+    e_lo = np.clip(np.floor((e - pad_e - g.lo) / g.bin_eta), 0, g.n_eta - 1).astype(np.int64)
+    e_hi = np.clip(np.floor((e + pad_e - g.lo) / g.bin_eta), 0, g.n_eta - 1).astype(np.int64)
+    own_e, k_e = _expand_ranges(e_lo, e_hi - e_lo + 1)
+    row = e_lo[own_e] + k_e
+    ang = np.mod(p[own_e] - dp[own_e] / 2 + np.pi, g.bin_phi) * (TWO_PI / g.bin_phi)
+    row_c = np.bincount(row, np.cos(ang), minlength=g.n_eta)
+    row_s = np.bincount(row, np.sin(ang), minlength=g.n_eta)
+    row_phi0 = np.mod(np.arctan2(row_s, row_c), TWO_PI) * (g.bin_phi / TWO_PI)
+    return own_e, row, row_phi0
+
+
 class CellLocator:
     """Vectorised ``(sampling, eta, phi) -> cell`` lookup for any eta-phi cell layout.
 
@@ -288,70 +347,73 @@ class CellLocator:
             idx = np.flatnonzero(sampling == s)
             if len(idx) == 0:
                 continue
-            e, p, de, dp = self.eta[idx], self.phi[idx], deta64[idx], dphi64[idx]
-            lo = float(np.min(e - de / 2)) - 1e-6
-            hi = float(np.max(e + de / 2)) + 1e-6
-            n_phi = max(1, int(np.floor(TWO_PI / float(np.min(dp)) + 1e-3)))
-            bin_eta = float(np.min(de))
-            n_eta = int(np.ceil((hi - lo) / bin_eta))
-            while n_eta * n_phi > max_bins_per_sampling:  # coarsen pathological layouts
-                if n_eta >= n_phi:
-                    bin_eta *= 2
-                    n_eta = int(np.ceil((hi - lo) / bin_eta))
-                else:
-                    n_phi = max(1, n_phi // 2)
-            bin_phi = TWO_PI / n_phi
-            self.eta0[s], self.inv_bin_eta[s], self.inv_bin_phi[s] = lo, 1 / bin_eta, 1 / bin_phi
-            self.n_eta[s], self.n_phi[s], self.offset[s] = n_eta, n_phi, total
-            # eta rows covered by each cell, enlarged by tol of its size
-            pad_e, pad_p = de * (0.5 + tol), dp * (0.5 + tol)
-            e_lo = np.clip(np.floor((e - pad_e - lo) / bin_eta), 0, n_eta - 1).astype(np.int64)
-            e_hi = np.clip(np.floor((e + pad_e - lo) / bin_eta), 0, n_eta - 1).astype(np.int64)
-            own_e, k_e = _expand_ranges(e_lo, e_hi - e_lo + 1)
-            row = e_lo[own_e] + k_e
-            # phi origin of each eta row: circular mean of the phi edges of its cells (modulo the bin size),
-            # so that the bins of a regular row line up with the cells
-            ang = np.mod(p[own_e] - dp[own_e] / 2 + np.pi, bin_phi) * (TWO_PI / bin_phi)
-            row_c = np.bincount(row, np.cos(ang), minlength=n_eta)
-            row_s = np.bincount(row, np.sin(ang), minlength=n_eta)
-            row_phi0 = np.mod(np.arctan2(row_s, row_c), TWO_PI) * (bin_phi / TWO_PI)
+            cells = _SamplingCells(idx, self.eta[idx], self.phi[idx], deta64[idx], dphi64[idx])
+            g = _sampling_raster(cells, max_bins_per_sampling)
+            self.eta0[s], self.inv_bin_eta[s], self.inv_bin_phi[s] = g.lo, 1 / g.bin_eta, 1 / g.bin_phi
+            self.n_eta[s], self.n_phi[s], self.offset[s] = g.n_eta, g.n_phi, total
+            own_e, row, row_phi0 = _eta_rows(cells, g, tol)
             self.eta_row_offset[s] = n_rows
-            n_rows += n_eta
+            n_rows += g.n_eta
             row_phi0_all.append(row_phi0)
-            # then the phi bins of each (cell, eta row)
-            ph0 = row_phi0[row]
-            pc = p[own_e]
-            p_lo = np.floor((pc - pad_p[own_e] + np.pi - ph0) / bin_phi).astype(np.int64)
-            p_hi = np.floor((pc + pad_p[own_e] + np.pi - ph0) / bin_phi).astype(np.int64)
-            n_p = np.minimum(p_hi - p_lo + 1, n_phi)
-            own_p, k_p = _expand_ranges(p_lo, n_p)
-            owner = own_e[own_p]
-            ie = row[own_p]
-            ip = np.mod(p_lo[own_p] + k_p, n_phi)
-            cell = idx[owner]
-            ce = lo + (ie + 0.5) * bin_eta
-            cp = wrap_phi(-np.pi + ph0[own_p] + (ip + 0.5) * bin_phi)
-            # score: normalised distance of the bin centre from the cell centre
-            dphi_c = np.abs(cp - self.phi[cell])
-            dphi_c = np.minimum(dphi_c, TWO_PI - dphi_c)
-            deta_c = np.abs(ce - self.eta[cell])
-            score = np.maximum(deta_c * self.inv_deta[cell], dphi_c * self.inv_dphi[cell])
-            # does the cell itself (not enlarged) overlap the bin by more than 0.1% of the bin?
-            strict = (deta_c < (bin_eta + de[owner]) / 2 - 1e-3 * bin_eta) & (
-                dphi_c < (bin_phi + dp[owner]) / 2 - 1e-3 * bin_phi
-            )
+            cell, bins, score = self._bin_candidates(cells, g, own_e, row, row_phi0, total, tol)
             cells_all.append(cell)
-            bins_all.append(total + ie * n_phi + ip)
-            score_all.append(np.minimum(score * 1024, 4095).astype(np.int64) | (~strict << 12))
-            total += n_eta * n_phi
+            bins_all.append(bins)
+            score_all.append(score)
+            total += g.n_eta * g.n_phi
         self.n_bins = total
         self.row_phi0 = np.concatenate(row_phi0_all) if row_phi0_all else np.zeros(1)
         if total == 0:
             self.table = np.full((1, 1), -1, dtype=np.int32)
             return
-        cell = np.concatenate(cells_all)
-        bins = np.concatenate(bins_all)
-        score = np.concatenate(score_all)
+        self._fill_table(np.concatenate(cells_all), np.concatenate(bins_all), np.concatenate(score_all), k_max)
+        self.has = np.zeros(N_SAMPLINGS, dtype=bool)
+        self.has[np.unique(sampling)] = True
+
+    def _bin_candidates(
+        self,
+        cells: _SamplingCells,
+        g: _Raster,
+        own_e: np.ndarray,
+        row: np.ndarray,
+        row_phi0: np.ndarray,
+        offset: int,
+        tol: float,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(cell, global bin, score) for the phi bins of every (cell, eta row) pair of one sampling.
+
+        The score packs the normalised distance of the bin centre from the cell centre (in 1/1024 of the cell
+        size, at most 4095) with bit 12 set where the cell itself (not enlarged) does not overlap the bin by more
+        than 0.1% of the bin.
+        """
+        p, de, dp = cells.phi, cells.deta, cells.dphi
+        bin_eta, bin_phi, n_phi = g.bin_eta, g.bin_phi, g.n_phi
+        pad_p = dp * (0.5 + tol)
+        ph0 = row_phi0[row]
+        pc = p[own_e]
+        p_lo = np.floor((pc - pad_p[own_e] + np.pi - ph0) / bin_phi).astype(np.int64)
+        p_hi = np.floor((pc + pad_p[own_e] + np.pi - ph0) / bin_phi).astype(np.int64)
+        n_p = np.minimum(p_hi - p_lo + 1, n_phi)
+        own_p, k_p = _expand_ranges(p_lo, n_p)
+        owner = own_e[own_p]
+        ie = row[own_p]
+        ip = np.mod(p_lo[own_p] + k_p, n_phi)
+        cell = cells.idx[owner]
+        ce = g.lo + (ie + 0.5) * bin_eta
+        cp = wrap_phi(-np.pi + ph0[own_p] + (ip + 0.5) * bin_phi)
+        # score: normalised distance of the bin centre from the cell centre
+        dphi_c = np.abs(cp - self.phi[cell])
+        dphi_c = np.minimum(dphi_c, TWO_PI - dphi_c)
+        deta_c = np.abs(ce - self.eta[cell])
+        score = np.maximum(deta_c * self.inv_deta[cell], dphi_c * self.inv_dphi[cell])
+        # does the cell itself (not enlarged) overlap the bin by more than 0.1% of the bin?
+        strict = (deta_c < (bin_eta + de[owner]) / 2 - 1e-3 * bin_eta) & (
+            dphi_c < (bin_phi + dp[owner]) / 2 - 1e-3 * bin_phi
+        )
+        return cell, offset + ie * n_phi + ip, np.minimum(score * 1024, 4095).astype(np.int64) | (~strict << 12)
+
+    def _fill_table(self, cell: np.ndarray, bins: np.ndarray, score: np.ndarray, k_max: int) -> None:
+        """Candidate table (``n_bins`` x k, best first) and the ``simple`` flag of every bin."""
+        total = self.n_bins
         # sort by bin, then cells overlapping the bin first, then by score (quantised to 1/1024 of the cell
         # size), with one integer argsort
         order = np.argsort((bins << 13) | score)
@@ -365,8 +427,6 @@ class CellLocator:
         keep = rank < k
         self.table = np.full((total, k), -1, dtype=np.int32)
         self.table[bins[keep], rank[keep]] = cell[keep]
-        self.has = np.zeros(N_SAMPLINGS, dtype=bool)
-        self.has[np.unique(sampling)] = True
 
     def _distance(self, cand: np.ndarray, eta: np.ndarray, phi: np.ndarray) -> np.ndarray:
         c = np.maximum(cand, 0)
@@ -1014,6 +1074,100 @@ def _circular_offset(edge: np.ndarray, period: float) -> float:
     return float(np.mod((mean + np.median(dev)) / TWO_PI * period, period))
 
 
+class _Region(NamedTuple):
+    """One region of the built-in table: regular eta-phi grid and the real cells it stands for."""
+
+    lo: float  # |eta| of the low edge
+    deta: float
+    n_eta: int
+    n_phi: int
+    phi_offset: float
+    cells: np.ndarray  # rows of the geometry file
+
+
+def _fcal_bands(a: np.ndarray, idx: np.ndarray, deta: np.ndarray, n_bands: int) -> list[_Region]:
+    """FCAL cells ``idx`` at |eta| ``a`` in ``n_bands`` eta bands of equal cell count, each a regular grid."""
+    order = np.argsort(a)
+    chunks = np.array_split(order, n_bands)
+    edges = [float(np.min(a - deta[idx] / 2))]
+    for c0, c1 in zip(chunks[:-1], chunks[1:], strict=True):
+        edges.append(float((a[c0].max() + a[c1].min()) / 2))
+    edges.append(float(np.max(a + deta[idx] / 2)))
+    regions = []
+    for region, c in enumerate(chunks):
+        width = edges[region + 1] - edges[region]
+        ne = max(1, int(round(width / np.median(deta[idx[c]]))))
+        nph = max(4, int(round(len(c) / ne)))
+        regions.append(_Region(edges[region], width / ne, ne, nph, 0.0, idx[c]))
+    return regions
+
+
+def _eta_phi_regions(
+    s: int, side: int, a: np.ndarray, idx: np.ndarray, phi: np.ndarray, deta: np.ndarray, dphi: np.ndarray
+) -> list[_Region]:
+    """Eta rows of cells ``idx`` (|eta| ``a``) merged into regions of equal deta and phi cells that touch in eta."""
+    key = np.round(a, 4)
+    centres, inv, counts = np.unique(key, return_inverse=True, return_counts=True)
+    row_mean = np.array([np.mean(a[inv == i]) for i in range(len(centres))])
+    row_deta = np.array([np.median(deta[idx[inv == i]]) for i in range(len(centres))])
+    row_dphi = np.array([np.median(dphi[idx[inv == i]]) for i in range(len(centres))])
+    regions = []
+    start = 0
+    for i in range(1, len(centres) + 1):
+        brk = i == len(centres)
+        if not brk:
+            same = (
+                abs(row_deta[i] - row_deta[start]) < 1e-5
+                and counts[i] == counts[start]
+                and abs(row_dphi[i] - row_dphi[start]) < 1e-6
+            )
+            gap = centres[i] - centres[i - 1] - (row_deta[i] + row_deta[i - 1]) / 2
+            brk = not same or abs(gap) > 0.1 * min(row_deta[i], row_deta[i - 1])
+        if brk:
+            sel = np.isin(inv, np.arange(start, i))
+            cells = idx[sel]
+            de = float(row_deta[start])
+            nph = int(counts[start])
+            if abs(nph * row_dphi[start] - TWO_PI) > 1e-3:
+                log.warning(
+                    "%s side %d: row with %d phi cells of %.4f does not cover 2 pi",
+                    SAMPLING_NAMES[s],
+                    side,
+                    nph,
+                    row_dphi[start],
+                )
+            off = _circular_offset(phi[cells] - dphi[cells] / 2 + np.pi, TWO_PI / nph)
+            lo = float(row_mean[start] - de / 2)
+            regions.append(_Region(lo, de, i - start, nph, off, cells))
+            start = i
+    return regions
+
+
+def _region_row(
+    s: int, side: int, region: int, reg: _Region, position: np.ndarray, depth: np.ndarray
+) -> dict[str, object]:
+    """Table row of ``reg``; ``position`` / ``depth``: r and dr (barrel) or |z| and dz (end-cap) of all cells."""
+    endcap = bool(SAMPLING_IS_ENDCAP[s])
+    pos = np.median(position[reg.cells])
+    dep = np.median(depth[reg.cells])
+    lo, de, ne = reg.lo, reg.deta, reg.n_eta
+    return dict(
+        sampling=s,
+        name=SAMPLING_NAMES[s],
+        side=side,
+        region=region,
+        abs_eta_min=round(lo, 6),
+        abs_eta_max=round(lo + ne * de, 6),
+        deta=round(de, 7),
+        n_eta=ne,
+        n_phi=reg.n_phi,
+        phi_offset=round(reg.phi_offset, 6),
+        surface="z" if endcap else "r",
+        position_mm=round(float(pos), 2),
+        depth_mm=round(float(dep), 2),
+    )
+
+
 def derive_region_table(path: str | os.PathLike, n_fcal_bands: int = 4) -> list[dict[str, object]]:
     """Derive the built-in region table from a FastCaloSim geometry file (real ATLAS cells).
 
@@ -1032,32 +1186,8 @@ def derive_region_table(path: str | os.PathLike, n_fcal_bands: int = 4) -> list[
     r, absz = d["r"].astype(np.float64), np.abs(d["z"].astype(np.float64))
     dr, dz = d.get("dr", np.zeros_like(r)).astype(np.float64), d.get("dz", np.zeros_like(r)).astype(np.float64)
     rows: list[dict[str, object]] = []
-
-    def add(
-        s: int, side: int, region: int, lo: float, de: float, ne: int, nph: int, off: float, cells: np.ndarray
-    ) -> None:
-        endcap = bool(SAMPLING_IS_ENDCAP[s])
-        pos = np.median(absz[cells] if endcap else r[cells])
-        dep = np.median((dz if endcap else dr)[cells])
-        rows.append(
-            dict(
-                sampling=s,
-                name=SAMPLING_NAMES[s],
-                side=side,
-                region=region,
-                abs_eta_min=round(lo, 6),
-                abs_eta_max=round(lo + ne * de, 6),
-                deta=round(de, 7),
-                n_eta=ne,
-                n_phi=nph,
-                phi_offset=round(off, 6),
-                surface="z" if endcap else "r",
-                position_mm=round(float(pos), 2),
-                depth_mm=round(float(dep), 2),
-            )
-        )
-
     for s in range(N_SAMPLINGS):
+        position, depth = (absz, dz) if SAMPLING_IS_ENDCAP[s] else (r, dr)
         for side in (-1, 1):
             m = (samp == s) & ((eta >= 0) if side > 0 else (eta < 0))
             idx = np.flatnonzero(m)
@@ -1065,53 +1195,10 @@ def derive_region_table(path: str | os.PathLike, n_fcal_bands: int = 4) -> list[
                 continue
             a = side * eta[idx]  # |eta| (may be slightly negative for a cell straddling eta = 0)
             if s >= 21:  # FCAL: equal-count eta bands
-                order = np.argsort(a)
-                chunks = np.array_split(order, n_fcal_bands)
-                edges = [float(np.min(a - deta[idx] / 2))]
-                for c0, c1 in zip(chunks[:-1], chunks[1:], strict=True):
-                    edges.append(float((a[c0].max() + a[c1].min()) / 2))
-                edges.append(float(np.max(a + deta[idx] / 2)))
-                for region, c in enumerate(chunks):
-                    width = edges[region + 1] - edges[region]
-                    ne = max(1, int(round(width / np.median(deta[idx[c]]))))
-                    nph = max(4, int(round(len(c) / ne)))
-                    add(s, side, region, edges[region], width / ne, ne, nph, 0.0, idx[c])
-                continue
-            key = np.round(a, 4)
-            centres, inv, counts = np.unique(key, return_inverse=True, return_counts=True)
-            row_mean = np.array([np.mean(a[inv == i]) for i in range(len(centres))])
-            row_deta = np.array([np.median(deta[idx[inv == i]]) for i in range(len(centres))])
-            row_dphi = np.array([np.median(dphi[idx[inv == i]]) for i in range(len(centres))])
-            region = 0
-            start = 0
-            for i in range(1, len(centres) + 1):
-                brk = i == len(centres)
-                if not brk:
-                    same = (
-                        abs(row_deta[i] - row_deta[start]) < 1e-5
-                        and counts[i] == counts[start]
-                        and abs(row_dphi[i] - row_dphi[start]) < 1e-6
-                    )
-                    gap = centres[i] - centres[i - 1] - (row_deta[i] + row_deta[i - 1]) / 2
-                    brk = not same or abs(gap) > 0.1 * min(row_deta[i], row_deta[i - 1])
-                if brk:
-                    sel = np.isin(inv, np.arange(start, i))
-                    cells = idx[sel]
-                    de = float(row_deta[start])
-                    nph = int(counts[start])
-                    if abs(nph * row_dphi[start] - TWO_PI) > 1e-3:
-                        log.warning(
-                            "%s side %d: row with %d phi cells of %.4f does not cover 2 pi",
-                            SAMPLING_NAMES[s],
-                            side,
-                            nph,
-                            row_dphi[start],
-                        )
-                    off = _circular_offset(phi[cells] - dphi[cells] / 2 + np.pi, TWO_PI / nph)
-                    lo = float(row_mean[start] - de / 2)
-                    add(s, side, region, lo, de, i - start, nph, off, cells)
-                    region += 1
-                    start = i
+                regions = _fcal_bands(a, idx, deta, n_fcal_bands)
+            else:
+                regions = _eta_phi_regions(s, side, a, idx, phi, deta, dphi)
+            rows.extend(_region_row(s, side, k, reg, position, depth) for k, reg in enumerate(regions))
     return rows
 
 

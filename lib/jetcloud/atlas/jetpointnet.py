@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from jetcloud.io.atomic import write_json
+from jetcloud.train.presets import PresetError, load_presets, preset_file
 
 RUN_FILE = "run.json"
 #: The model names of this workflow (registry names, :func:`jetcloud.models.get_model`).
@@ -113,26 +114,59 @@ def load_run(
     return model.eval(), run
 
 
-#: Training presets of notebook 03.
-PRESETS = ("default", "report")
+#: The keys of a preset in ``jetcloud/presets/atlas.yaml`` besides ``settings`` (its comments say what they mean).
+_PRESET_KEYS = {"description": str, "accepts": list, "loss": ("energy_unit", "original_normalisation")}
+
+
+def _load_presets() -> dict[str, dict[str, Any]]:
+    """The presets of ``jetcloud/presets/atlas.yaml``, checked (``accepts`` must name TrainConfig fields)."""
+    from dataclasses import fields
+
+    from jetcloud.train import TrainConfig
+
+    presets = load_presets("atlas", _PRESET_KEYS, optional=("accepts",))
+    names = {f.name for f in fields(TrainConfig)}
+    for name, entry in presets.items():
+        unknown = [k for k in entry.get("accepts", ()) if not isinstance(k, str) or k not in names]
+        if unknown:
+            raise PresetError(
+                f"preset file {preset_file('atlas')}, preset {name!r}: accepts names unknown TrainConfig fields "
+                f"{unknown}"
+            )
+    return presets
+
+
+_PRESETS = _load_presets()
+#: Training presets of notebook 03 (``jetcloud/presets/atlas.yaml``).
+PRESETS = tuple(_PRESETS)
 
 
 def training_setup(preset: str, meta: Mapping[str, Any], loss: str = "mse", **settings: Any) -> tuple[Any, nn.Module]:
-    """``(TrainConfig, loss_fn)`` of a preset for the point clouds described by ``meta``.
+    """``(TrainConfig, loss_fn)`` of a preset of ``jetcloud/presets/atlas.yaml`` for the point clouds ``meta``.
 
-    ``"default"``: AdamW, cosine schedule, gradient clipping at 5, a masked ``loss`` on GeV-scale values
-    (``settings``: lr, weight_decay, batch_size, epochs, patience, seed, device, max_steps_per_epoch).
-    ``"report"``: :meth:`TrainConfig.report_preset` (Adam at lr 1e-9, batch 24, x0.5 every 2 epochs; only
+    ``"default"``: AdamW, cosine schedule, gradient clipping at 5, a masked ``loss`` on GeV-scale values;
+    ``settings`` (lr, weight_decay, batch_size, epochs, patience, seed, device, max_steps_per_epoch or any other
+    TrainConfig field) override the preset's.
+    ``"report"``: the report's settings (Adam at lr 1e-9, batch 24, x0.5 every 2 epochs, no shuffling; only
     epochs, seed, device and max_steps_per_epoch of ``settings`` apply) with the original's double loss
     normalisation on the dataset's energy unit.
     """
     from jetcloud.atlas.pointcloud import ENERGY_UNITS
     from jetcloud.train import MaskedLoss, TrainConfig
 
-    if preset == "report":
-        keep = {k: settings[k] for k in ("epochs", "seed", "device", "max_steps_per_epoch") if k in settings}
-        return TrainConfig.report_preset(**keep), MaskedLoss(loss, original_normalisation=True)
-    if preset != "default":
+    if preset not in _PRESETS:
         raise ValueError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
-    config = TrainConfig(optimizer="adamw", schedule="cosine", grad_clip=5.0, **settings)
-    return config, MaskedLoss(loss, scale=1.0 / ENERGY_UNITS[meta["energy_unit"]])
+    entry = _PRESETS[preset]
+    accepts = entry.get("accepts")
+    chosen = settings if accepts is None else {k: v for k, v in settings.items() if k in accepts}
+    config = TrainConfig(**{**entry["settings"], **chosen})
+    options = dict(entry["loss"])
+    unit = options.pop("energy_unit", None)
+    if unit is not None:
+        if unit not in ENERGY_UNITS:
+            raise PresetError(
+                f"preset file {preset_file('atlas')}, preset {preset!r}: loss energy_unit {unit!r} is not one of "
+                f"{', '.join(ENERGY_UNITS)}"
+            )
+        options["scale"] = ENERGY_UNITS[unit] / ENERGY_UNITS[meta["energy_unit"]]
+    return config, MaskedLoss(loss, **options)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -352,6 +352,173 @@ def _report(out: list[str], label: str, what: str, bad: ak.Array | np.ndarray) -
         out.append(f"{label}: {what}: {n_items} case(s) in {len(events)} event(s) (first event index {events[0]})")
 
 
+#: The events as :func:`validate_events` sees them: branch name -> awkward array.
+_Events = Mapping[str, ak.Array]
+
+
+def _has(ev: _Events, *names: str) -> bool:
+    """True if every branch of ``names`` is present."""
+    return all(n in ev for n in names)
+
+
+def _counts_check(ev: _Events, out: list[str], label: str, counter: str, names: Sequence[str]) -> None:
+    """Every present branch of ``names`` has ``ev[counter]`` entries per event."""
+    if counter not in ev:
+        return
+    n = np.asarray(ev[counter])
+    for name in names:
+        if name in ev:
+            _report(out, label, f"len({name}) != {counter}", _num1(ev[name]) != n)
+
+
+def _check_i1(ev: _Events, cell_geo_ID: np.ndarray | None, out: list[str]) -> None:
+    """I1: every track vector has ``nTrack`` entries."""
+    _counts_check(ev, out, "I1", "nTrack", TRACK_VECTOR_BRANCHES)
+
+
+def _check_i2(ev: _Events, cell_geo_ID: np.ndarray | None, out: list[str]) -> None:
+    """I2: every truth-particle vector has ``nTruthPart`` entries."""
+    _counts_check(ev, out, "I2", "nTruthPart", TRUTH_VECTOR_BRANCHES)
+
+
+def _check_i3_counts(ev: _Events, cell_geo_ID: np.ndarray | None, out: list[str]) -> None:
+    """I3: every cluster vector has ``nCluster`` entries."""
+    _counts_check(ev, out, "I3", "nCluster", CLUSTER_VECTOR_BRANCHES)
+
+
+def _check_i3_pairs(ev: _Events, cell_geo_ID: np.ndarray | None, out: list[str]) -> None:
+    """I3: the per-cluster truth index and energy lists have equal lengths."""
+    for a, b in (
+        ("cluster_fullHitsTruthIndex", "cluster_fullHitsTruthE"),
+        ("cluster_visibleHitsTruthIndex", "cluster_visibleHitsTruthE"),
+    ):
+        if _has(ev, a, b):
+            _report(out, "I3", f"len({a}[c]) != len({b}[c])", ak.num(ev[a], axis=2) != ak.num(ev[b], axis=2))
+
+
+def _check_i4(ev: _Events, cell_geo_ID: np.ndarray | None, out: list[str]) -> None:
+    """I4: one energy per cell ID, and at most ``cluster_nCells`` cell IDs per cluster."""
+    if _has(ev, "cluster_cell_ID", "cluster_cell_E"):
+        n_id = ak.num(ev["cluster_cell_ID"], axis=2)
+        _report(
+            out,
+            "I4",
+            "len(cluster_cell_E[c]) != len(cluster_cell_ID[c])",
+            ak.num(ev["cluster_cell_E"], axis=2) != n_id,
+        )
+    if _has(ev, "cluster_cell_ID", "cluster_nCells"):
+        _report(
+            out,
+            "I4",
+            "len(cluster_cell_ID[c]) > cluster_nCells[c]",
+            ak.num(ev["cluster_cell_ID"], axis=2) > ev["cluster_nCells"],
+        )
+
+
+def _check_i5(ev: _Events, cell_geo_ID: np.ndarray | None, out: list[str]) -> None:
+    """I5: ``cluster_nCells`` truth lists per cluster, empty beyond the kept cells."""
+    for name in ("cluster_cell_hitsTruthIndex", "cluster_cell_hitsTruthE"):
+        if name not in ev:
+            continue
+        n_slots = ak.num(ev[name], axis=2)
+        if "cluster_nCells" in ev:
+            _report(out, "I5", f"len({name}[c]) != cluster_nCells[c]", n_slots != ev["cluster_nCells"])
+        if "cluster_cell_ID" in ev:
+            n_id = ak.num(ev["cluster_cell_ID"], axis=2)
+            _report(out, "I5", f"len({name}[c]) < len(cluster_cell_ID[c])", n_slots < n_id)
+            slot = ak.local_index(ev[name], axis=2)
+            trailing = (slot >= n_id) & (ak.num(ev[name], axis=3) > 0)
+            _report(out, "I5", f"{name}[c][k] not empty for k >= len(cluster_cell_ID[c])", trailing)
+
+
+def _check_i6(ev: _Events, cell_geo_ID: np.ndarray | None, out: list[str]) -> None:
+    """I6 (lengths): at most ``MAX_TRUTH_PER_CELL`` truth entries per cell, as many indices as energies."""
+    idx, e = "cluster_cell_hitsTruthIndex", "cluster_cell_hitsTruthE"
+    for name in (idx, e):
+        if name in ev:
+            _report(
+                out,
+                "I6",
+                f"more than {MAX_TRUTH_PER_CELL} entries in {name}[c][k]",
+                ak.num(ev[name], axis=3) > MAX_TRUTH_PER_CELL,
+            )
+    if _has(ev, idx, e):
+        _report(out, "I6", f"len({idx}[c][k]) != len({e}[c][k])", ak.num(ev[idx], axis=3) != ak.num(ev[e], axis=3))
+
+
+def _check_i6_order(ev: _Events, cell_geo_ID: np.ndarray | None, out: list[str]) -> None:
+    """I6 (order): the truth energies of a cell are ascending."""
+    if "cluster_cell_hitsTruthE" in ev:
+        e = ev["cluster_cell_hitsTruthE"]
+        _report(
+            out,
+            "I6-order",
+            "cluster_cell_hitsTruthE[c][k] not sorted ascending",
+            ~ak.all(e[..., 1:] >= e[..., :-1], axis=-1),
+        )
+
+
+def _check_i7(ev: _Events, cell_geo_ID: np.ndarray | None, out: list[str]) -> None:
+    """I7: truth indices of cells and clusters lie in ``[0, nTruthPart)``."""
+    for name in ("cluster_cell_hitsTruthIndex", "cluster_fullHitsTruthIndex", "cluster_visibleHitsTruthIndex"):
+        if _has(ev, name, "nTruthPart"):
+            i = ev[name]
+            _report(out, "I7", f"{name} outside [0, nTruthPart)", (i < 0) | (i >= ev["nTruthPart"]))
+
+
+def _check_i8(ev: _Events, cell_geo_ID: np.ndarray | None, out: list[str]) -> None:
+    """I8: a track's truth index is -1 or in ``[0, nTruthPart)``."""
+    if _has(ev, "trackTruthParticleIndex", "nTruthPart"):
+        i = ev["trackTruthParticleIndex"]
+        _report(out, "I8", "trackTruthParticleIndex not in {-1} or [0, nTruthPart)", (i < -1) | (i >= ev["nTruthPart"]))
+
+
+def _check_i9(ev: _Events, cell_geo_ID: np.ndarray | None, out: list[str]) -> None:
+    """I9: every cluster cell ID is in the geometry (only when ``cell_geo_ID`` is given)."""
+    if cell_geo_ID is not None and "cluster_cell_ID" in ev:
+        ids = ev["cluster_cell_ID"]
+        flat = np.asarray(ak.flatten(ids, axis=None))
+        ok = np.isin(flat, np.asarray(cell_geo_ID))
+        bad = ak.unflatten(ak.unflatten(~ok, ak.flatten(ak.num(ids, axis=2)), axis=0), ak.num(ids, axis=1))
+        _report(out, "I9", "cluster_cell_ID not in cell_geo_ID", bad)
+
+
+def _check_i11(ev: _Events, cell_geo_ID: np.ndarray | None, out: list[str]) -> None:
+    """I11: clusters are in descending energy order."""
+    if "cluster_E" in ev:
+        e = ev["cluster_E"]
+        _report(out, "I11", "cluster_E increases along the cluster axis", e[:, 1:] > e[:, :-1])
+
+
+def _check_i12(ev: _Events, cell_geo_ID: np.ndarray | None, out: list[str]) -> None:
+    """I12 (a warning): cell energies are at least ``CELL_E_THRESHOLD_GEV``."""
+    if "cluster_cell_E" in ev:
+        _report(
+            out,
+            "I12 (warning)",
+            f"cluster_cell_E < {CELL_E_THRESHOLD_GEV} GeV",
+            ev["cluster_cell_E"] < CELL_E_THRESHOLD_GEV,
+        )
+
+
+#: ``(label, check)`` in the order :func:`validate_events` runs them; the label's first word selects the check.
+_CHECKS: tuple[tuple[str, Callable[[_Events, np.ndarray | None, list[str]], None]], ...] = (
+    ("I1", _check_i1),
+    ("I2", _check_i2),
+    ("I3", _check_i3_counts),
+    ("I3", _check_i3_pairs),
+    ("I4", _check_i4),
+    ("I5", _check_i5),
+    ("I6", _check_i6),
+    ("I6-order", _check_i6_order),
+    ("I7", _check_i7),
+    ("I8", _check_i8),
+    ("I9", _check_i9),
+    ("I11", _check_i11),
+    ("I12", _check_i12),
+)
+
+
 def validate_events(
     events: ak.Array | Mapping[str, Any],
     cell_geo_ID: np.ndarray | None = None,
@@ -372,144 +539,11 @@ def validate_events(
     else:
         ev = {k: events[k] for k in events.fields}
     out: list[str] = []
-
-    def has(*names: str) -> bool:
-        return all(n in ev for n in names)
-
-    def run(label: str, check: Any) -> None:
+    for label, check in _CHECKS:
         if label.split(" ")[0] not in wanted:
-            return
+            continue
         try:
-            check()
+            check(ev, cell_geo_ID, out)
         except Exception as err:  # inconsistent shapes make broadcasting fail: report, don't crash
             out.append(f"{label}: cannot be checked, the arrays are inconsistent ({type(err).__name__}: {err})")
-
-    def counts_check(label: str, counter: str, names: Sequence[str]) -> None:
-        if counter not in ev:
-            return
-        n = np.asarray(ev[counter])
-        for name in names:
-            if name in ev:
-                _report(out, label, f"len({name}) != {counter}", _num1(ev[name]) != n)
-
-    run("I1", lambda: counts_check("I1", "nTrack", TRACK_VECTOR_BRANCHES))
-    run("I2", lambda: counts_check("I2", "nTruthPart", TRUTH_VECTOR_BRANCHES))
-    run("I3", lambda: counts_check("I3", "nCluster", CLUSTER_VECTOR_BRANCHES))
-
-    def pairs_check() -> None:
-        for a, b in (
-            ("cluster_fullHitsTruthIndex", "cluster_fullHitsTruthE"),
-            ("cluster_visibleHitsTruthIndex", "cluster_visibleHitsTruthE"),
-        ):
-            if has(a, b):
-                _report(out, "I3", f"len({a}[c]) != len({b}[c])", ak.num(ev[a], axis=2) != ak.num(ev[b], axis=2))
-
-    run("I3", pairs_check)
-
-    def i4() -> None:
-        if has("cluster_cell_ID", "cluster_cell_E"):
-            n_id = ak.num(ev["cluster_cell_ID"], axis=2)
-            _report(
-                out,
-                "I4",
-                "len(cluster_cell_E[c]) != len(cluster_cell_ID[c])",
-                ak.num(ev["cluster_cell_E"], axis=2) != n_id,
-            )
-        if has("cluster_cell_ID", "cluster_nCells"):
-            _report(
-                out,
-                "I4",
-                "len(cluster_cell_ID[c]) > cluster_nCells[c]",
-                ak.num(ev["cluster_cell_ID"], axis=2) > ev["cluster_nCells"],
-            )
-
-    run("I4", i4)
-
-    def i5() -> None:
-        for name in ("cluster_cell_hitsTruthIndex", "cluster_cell_hitsTruthE"):
-            if name not in ev:
-                continue
-            n_slots = ak.num(ev[name], axis=2)
-            if "cluster_nCells" in ev:
-                _report(out, "I5", f"len({name}[c]) != cluster_nCells[c]", n_slots != ev["cluster_nCells"])
-            if "cluster_cell_ID" in ev:
-                n_id = ak.num(ev["cluster_cell_ID"], axis=2)
-                _report(out, "I5", f"len({name}[c]) < len(cluster_cell_ID[c])", n_slots < n_id)
-                slot = ak.local_index(ev[name], axis=2)
-                trailing = (slot >= n_id) & (ak.num(ev[name], axis=3) > 0)
-                _report(out, "I5", f"{name}[c][k] not empty for k >= len(cluster_cell_ID[c])", trailing)
-
-    run("I5", i5)
-
-    def i6() -> None:
-        idx, e = "cluster_cell_hitsTruthIndex", "cluster_cell_hitsTruthE"
-        for name in (idx, e):
-            if name in ev:
-                _report(
-                    out,
-                    "I6",
-                    f"more than {MAX_TRUTH_PER_CELL} entries in {name}[c][k]",
-                    ak.num(ev[name], axis=3) > MAX_TRUTH_PER_CELL,
-                )
-        if has(idx, e):
-            _report(out, "I6", f"len({idx}[c][k]) != len({e}[c][k])", ak.num(ev[idx], axis=3) != ak.num(ev[e], axis=3))
-
-    run("I6", i6)
-
-    def i6_order() -> None:
-        if "cluster_cell_hitsTruthE" in ev:
-            e = ev["cluster_cell_hitsTruthE"]
-            _report(
-                out,
-                "I6-order",
-                "cluster_cell_hitsTruthE[c][k] not sorted ascending",
-                ~ak.all(e[..., 1:] >= e[..., :-1], axis=-1),
-            )
-
-    run("I6-order", i6_order)
-
-    def i7() -> None:
-        for name in ("cluster_cell_hitsTruthIndex", "cluster_fullHitsTruthIndex", "cluster_visibleHitsTruthIndex"):
-            if has(name, "nTruthPart"):
-                i = ev[name]
-                _report(out, "I7", f"{name} outside [0, nTruthPart)", (i < 0) | (i >= ev["nTruthPart"]))
-
-    run("I7", i7)
-
-    def i8() -> None:
-        if has("trackTruthParticleIndex", "nTruthPart"):
-            i = ev["trackTruthParticleIndex"]
-            _report(
-                out, "I8", "trackTruthParticleIndex not in {-1} or [0, nTruthPart)", (i < -1) | (i >= ev["nTruthPart"])
-            )
-
-    run("I8", i8)
-
-    def i9() -> None:
-        if cell_geo_ID is not None and "cluster_cell_ID" in ev:
-            ids = ev["cluster_cell_ID"]
-            flat = np.asarray(ak.flatten(ids, axis=None))
-            ok = np.isin(flat, np.asarray(cell_geo_ID))
-            bad = ak.unflatten(ak.unflatten(~ok, ak.flatten(ak.num(ids, axis=2)), axis=0), ak.num(ids, axis=1))
-            _report(out, "I9", "cluster_cell_ID not in cell_geo_ID", bad)
-
-    run("I9", i9)
-
-    def i11() -> None:
-        if "cluster_E" in ev:
-            e = ev["cluster_E"]
-            _report(out, "I11", "cluster_E increases along the cluster axis", e[:, 1:] > e[:, :-1])
-
-    run("I11", i11)
-
-    def i12() -> None:
-        if "cluster_cell_E" in ev:
-            _report(
-                out,
-                "I12 (warning)",
-                f"cluster_cell_E < {CELL_E_THRESHOLD_GEV} GeV",
-                ev["cluster_cell_E"] < CELL_E_THRESHOLD_GEV,
-            )
-
-    run("I12", i12)
     return out

@@ -293,51 +293,16 @@ def example_events(n_events: int = 3, seed: int = 0, cell_ids: np.ndarray | None
     extrapolations (-999999999) and up to 3 ascending truth contributions per cell. ``cell_ids`` defaults to
     :func:`example_cellgeo`'s IDs.
     """
-    import awkward as ak
-
     rng = np.random.default_rng(seed)
     ids_pool = example_cellgeo()["cell_geo_ID"] if cell_ids is None else np.asarray(cell_ids, np.uint64)
-    sentinel = np.float32(-999999999)
     cols: dict[str, list] = {name: [] for name in EVENT_BRANCHES}
     for i in range(n_events):
         n_truth = int(rng.integers(3, 6))
         n_track = 0 if i == 0 else int(rng.integers(1, 4))
         n_clus = 0 if i == 0 else int(rng.integers(1, 4))
-        scal = {
-            "runNumber": 410000,
-            "eventNumber": 10**10 + i,
-            "lumiBlock": 1,
-            "coreFlags": 0,
-            "mcEventNumber": i,
-            "mcChannelNumber": 361021,
-            "mcEventWeight": 1.0,
-            "nTruthPart": n_truth,
-            "G4PreCalo_n_EM": 0,
-            "G4PreCalo_E_EM": 0.0,
-            "G4PreCalo_n_Had": 0,
-            "G4PreCalo_E_Had": 0.0,
-            "truthVertexX": 0.0,
-            "truthVertexY": 0.0,
-            "truthVertexZ": 0.0,
-            "nTrack": n_track,
-            "nCluster": n_clus,
-        }
-        for name, v in scal.items():
+        for name, v in _example_scalars(i, n_truth, n_track, n_clus).items():
             cols[name].append(v)
-        cluster_E = np.sort(rng.uniform(0.1, 50.0, n_clus))[::-1]
-        n_cells = rng.integers(1, 7, n_clus)
-        n_kept = np.maximum(n_cells - rng.integers(0, 3, n_clus), 0)
-        cell_id, cell_e, hit_i, hit_e = [], [], [], []
-        for c in range(n_clus):
-            cell_id.append(rng.choice(ids_pool, int(n_kept[c]), replace=False).tolist())
-            cell_e.append(rng.uniform(0.005, 2.0, int(n_kept[c])).tolist())
-            hi, he = [], []
-            for k in range(int(n_cells[c])):
-                m = int(rng.integers(0, min(3, n_truth) + 1)) if k < n_kept[c] else 0  # trailing slots stay empty (I5)
-                hi.append(rng.choice(n_truth, m, replace=False).tolist())
-                he.append(np.sort(rng.uniform(0.001, 1.0, m)).tolist())
-            hit_i.append(hi)
-            hit_e.append(he)
+        clusters = _example_clusters(rng, ids_pool, n_truth, n_clus)
         for name, spec in EVENT_BRANCHES.items():
             if spec.depth == 0:
                 continue
@@ -347,37 +312,85 @@ def example_events(n_events: int = 3, seed: int = 0, cell_ids: np.ndarray | None
                 n = n_track
             else:
                 n = n_clus
-            if name == "trackTruthParticleIndex":
-                value = rng.integers(-1, n_truth, n).tolist()
-            elif name == "trackNumberDOF":
-                value = rng.integers(1, 40, n).tolist()
-            elif name == "trackSubtractedCaloEnergy":
-                value = np.floor(rng.uniform(0, 5000, n)).tolist()
-            elif name in EXTRAPOLATION_BRANCHES:
-                kind = name.split("_", 1)[0]
-                value = rng.uniform(-2.5, 2.5, n) if kind == "trackEta" else rng.uniform(-np.pi, np.pi, n)
-                value = np.where(rng.random(n) < 0.3, sentinel, value.astype(np.float32)).tolist()
-            elif name == "cluster_E":
-                value = cluster_E.tolist()
-            elif name == "cluster_nCells":
-                value = n_cells.tolist()
-            elif name == "cluster_cell_ID":
-                value = cell_id
-            elif name == "cluster_cell_E":
-                value = cell_e
-            elif name == "cluster_cell_hitsTruthIndex":
-                value = hit_i
-            elif name == "cluster_cell_hitsTruthE":
-                value = hit_e
-            elif name in ("cluster_fullHitsTruthIndex", "cluster_visibleHitsTruthIndex"):
-                value = [rng.choice(n_truth, 2, replace=False).tolist() for _ in range(n)]
-            elif name in ("cluster_fullHitsTruthE", "cluster_visibleHitsTruthE"):
-                value = [rng.uniform(0, 5, 2).tolist() for _ in range(n)]
-            elif spec.dtype.kind == "f":
-                value = rng.normal(size=n).tolist()
-            else:
-                value = rng.integers(0, 10, n).tolist()
-            cols[name].append(value)
+            cols[name].append(clusters[name] if name in clusters else _example_vector(rng, name, spec, n, n_truth))
+    return _example_arrays(cols)
+
+
+def _example_scalars(i: int, n_truth: int, n_track: int, n_clus: int) -> dict[str, object]:
+    """The 17 scalar branches of example event ``i``."""
+    return {
+        "runNumber": 410000,
+        "eventNumber": 10**10 + i,
+        "lumiBlock": 1,
+        "coreFlags": 0,
+        "mcEventNumber": i,
+        "mcChannelNumber": 361021,
+        "mcEventWeight": 1.0,
+        "nTruthPart": n_truth,
+        "G4PreCalo_n_EM": 0,
+        "G4PreCalo_E_EM": 0.0,
+        "G4PreCalo_n_Had": 0,
+        "G4PreCalo_E_Had": 0.0,
+        "truthVertexX": 0.0,
+        "truthVertexY": 0.0,
+        "truthVertexZ": 0.0,
+        "nTrack": n_track,
+        "nCluster": n_clus,
+    }
+
+
+def _example_clusters(rng: np.random.Generator, ids_pool: np.ndarray, n_truth: int, n_clus: int) -> dict[str, list]:
+    """Cluster energies, cell counts, cells and per-cell truth of one example event (6 branches)."""
+    cluster_E = np.sort(rng.uniform(0.1, 50.0, n_clus))[::-1]
+    n_cells = rng.integers(1, 7, n_clus)
+    n_kept = np.maximum(n_cells - rng.integers(0, 3, n_clus), 0)
+    cell_id, cell_e, hit_i, hit_e = [], [], [], []
+    for c in range(n_clus):
+        cell_id.append(rng.choice(ids_pool, int(n_kept[c]), replace=False).tolist())
+        cell_e.append(rng.uniform(0.005, 2.0, int(n_kept[c])).tolist())
+        hi, he = [], []
+        for k in range(int(n_cells[c])):
+            m = int(rng.integers(0, min(3, n_truth) + 1)) if k < n_kept[c] else 0  # trailing slots stay empty (I5)
+            hi.append(rng.choice(n_truth, m, replace=False).tolist())
+            he.append(np.sort(rng.uniform(0.001, 1.0, m)).tolist())
+        hit_i.append(hi)
+        hit_e.append(he)
+    return {
+        "cluster_E": cluster_E.tolist(),
+        "cluster_nCells": n_cells.tolist(),
+        "cluster_cell_ID": cell_id,
+        "cluster_cell_E": cell_e,
+        "cluster_cell_hitsTruthIndex": hit_i,
+        "cluster_cell_hitsTruthE": hit_e,
+    }
+
+
+def _example_vector(rng: np.random.Generator, name: str, spec: BranchSpec, n: int, n_truth: int) -> list:
+    """Random values of vector branch ``name`` (``n`` entries) of one example event; 30% missing extrapolations."""
+    if name == "trackTruthParticleIndex":
+        return rng.integers(-1, n_truth, n).tolist()
+    if name == "trackNumberDOF":
+        return rng.integers(1, 40, n).tolist()
+    if name == "trackSubtractedCaloEnergy":
+        return np.floor(rng.uniform(0, 5000, n)).tolist()
+    if name in EXTRAPOLATION_BRANCHES:
+        sentinel = np.float32(-999999999)
+        kind = name.split("_", 1)[0]
+        value = rng.uniform(-2.5, 2.5, n) if kind == "trackEta" else rng.uniform(-np.pi, np.pi, n)
+        return np.where(rng.random(n) < 0.3, sentinel, value.astype(np.float32)).tolist()
+    if name in ("cluster_fullHitsTruthIndex", "cluster_visibleHitsTruthIndex"):
+        return [rng.choice(n_truth, 2, replace=False).tolist() for _ in range(n)]
+    if name in ("cluster_fullHitsTruthE", "cluster_visibleHitsTruthE"):
+        return [rng.uniform(0, 5, 2).tolist() for _ in range(n)]
+    if spec.dtype.kind == "f":
+        return rng.normal(size=n).tolist()
+    return rng.integers(0, 10, n).tolist()
+
+
+def _example_arrays(cols: Mapping[str, list]) -> dict[str, object]:
+    """Per-event values of every branch -> numpy (scalars) or awkward (vectors) arrays with the schema dtypes."""
+    import awkward as ak
+
     out: dict[str, object] = {}
     for name, spec in EVENT_BRANCHES.items():
         if spec.depth == 0:

@@ -325,8 +325,6 @@ def atlas_point_arrays(
     length = _check_length(length)
     scale = _check_options(energy_unit, coordinates, coordinate_scale)
     n = len(samples)
-    names = atlas_feature_names(one_hot_type)
-    n_feat = len(names)
     tp, cells, ot, otp = (samples[k] for k in ("track_points", "cells", "other_tracks", "other_track_points"))
     nf, nc, no = _counts(tp), _counts(cells), _counts(otp)
     n_points = nf + nc + no
@@ -335,13 +333,53 @@ def atlas_point_arrays(
     kf = np.minimum(nf, length)
     kc = np.minimum(nc, length - kf)
     ko = np.minimum(no, length - kf - kc)
+    f_owner, f_slot, f_keep = _focus_slots(nf, kf)
+    energy, c_sel_owner, c_slot, c_keep = _cell_slots(cells, nc, kf, kc)
+    o_sel_owner, o_slot, o_keep, o_pt = _other_track_slots(ot, otp, no, kf, kc, ko)
 
-    # focused-track points
+    # feature rows
+    if coordinates == "centred":
+        centre = _reference_points(tp)
+        coord_scale = 1.0 / float(coordinate_scale)
+    else:
+        centre = None
+        coord_scale = 1.0
+    pt = np.asarray(ak.to_numpy(samples["trackPt"]), np.float64)
+    f_cols = [*_xyz(tp, f_owner, f_keep, centre, coord_scale), np.zeros(len(f_owner)), pt[f_owner] * scale]
+    c_cols = [
+        *_xyz(cells, c_sel_owner, c_keep, centre, coord_scale),
+        _flat(cells, "distance_to_track")[c_keep] * coord_scale,
+        energy[c_keep] * scale,
+    ]
+    o_cols = [
+        *_xyz(otp, o_sel_owner, o_keep, centre, coord_scale),
+        _flat(otp, "distance_to_track")[o_keep] * coord_scale,
+        o_pt * scale,
+    ]
+    groups = (
+        (f_owner, f_slot, f_cols, "focus_track"),
+        (c_sel_owner, c_slot, c_cols, "cell"),
+        (o_sel_owner, o_slot, o_cols, "other_track"),
+    )
+    out: dict[str, np.ndarray] = {"feats": _feature_rows(n, length, one_hot_type, groups)}
+    out.update(_cell_labels(cells, c_sel_owner, c_slot, c_keep, n, length, scale))
+    out.update(_sample_scalars(samples, n_points, nc, pt, scale))
+    return out
+
+
+def _focus_slots(nf: np.ndarray, kf: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sample, slot) of the focused-track points kept (the first ``kf`` of each sample) and the flat keep mask."""
     f_owner, f_local, _ = _local_index(nf)
     f_keep = f_local < kf[f_owner]
-    f_owner, f_slot = f_owner[f_keep], f_local[f_keep]
+    return f_owner[f_keep], f_local[f_keep], f_keep
 
-    # cells: the kc highest-energy cells of each sample (ties: lower position = lower ID), kept in ID order
+
+def _cell_slots(
+    cells: ak.Array, nc: np.ndarray, kf: np.ndarray, kc: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(flat cell energies, sample, slot, flat index) of the ``kc`` highest-energy cells kept, in ID order."""
+    n = len(nc)
+    # ties: lower position = lower ID
     c_owner, c_local, c_start = _local_index(nc)
     energy = _flat(cells, "E")
     key = np.where(np.isnan(energy), np.inf, -energy)  # NaN energies rank last
@@ -352,8 +390,14 @@ def atlas_point_arrays(
     kc_start = np.concatenate([[0], np.cumsum(kc)[:-1]]).astype(np.int64) if n else kc
     c_sel_owner = c_owner[c_keep]
     c_slot = kf[c_sel_owner] + np.arange(len(c_keep), dtype=np.int64) - kc_start[c_sel_owner]
+    return energy, c_sel_owner, c_slot, c_keep
 
-    # other-track points, in their sample order, while room is left
+
+def _other_track_slots(
+    ot: ak.Array, otp: ak.Array, no: np.ndarray, kf: np.ndarray, kc: np.ndarray, ko: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(sample, slot, flat index, track pT) of the other-track points kept: in sample order, while room is left."""
+    n = len(no)
     o_owner, o_local, _ = _local_index(no)
     o_keep = np.flatnonzero(o_local < ko[o_owner])
     o_sel_owner = o_owner[o_keep]
@@ -364,44 +408,35 @@ def atlas_point_arrays(
     if len(o_track) and (np.any(o_track < 0) or np.any(o_track >= n_ot[o_sel_owner])):
         raise ValueError("other_track_points.track does not index the sample's other_tracks")
     o_pt = _flat(ot, "trackPt")[ot_start[o_sel_owner] + o_track]
+    return o_sel_owner, o_slot, o_keep, o_pt
 
-    # feature rows
-    if coordinates == "centred":
-        centre = _reference_points(tp)
-        coord_scale = 1.0 / float(coordinate_scale)
-    else:
-        centre = None
-        coord_scale = 1.0
 
-    def xyz(lists: ak.Array, owner: np.ndarray, keep: np.ndarray) -> list[np.ndarray]:
-        out = []
-        for axis, c in enumerate(("X", "Y", "Z")):
-            v = _flat(lists, c)[keep]
-            if centre is not None:
-                v = (v - centre[owner, axis]) * coord_scale
-            out.append(v)
-        return out
+def _xyz(
+    lists: ak.Array, owner: np.ndarray, keep: np.ndarray, centre: np.ndarray | None, coord_scale: float
+) -> list[np.ndarray]:
+    """X, Y, Z of the kept points, centred on their sample's ``centre`` and scaled when ``centre`` is given."""
+    out = []
+    for axis, c in enumerate(("X", "Y", "Z")):
+        v = _flat(lists, c)[keep]
+        if centre is not None:
+            v = (v - centre[owner, axis]) * coord_scale
+        out.append(v)
+    return out
 
-    pt = np.asarray(ak.to_numpy(samples["trackPt"]), np.float64)
-    f_cols = [*xyz(tp, f_owner, f_keep), np.zeros(len(f_owner)), pt[f_owner] * scale]
-    c_cols = [
-        *xyz(cells, c_sel_owner, c_keep),
-        _flat(cells, "distance_to_track")[c_keep] * coord_scale,
-        energy[c_keep] * scale,
-    ]
-    o_cols = [*xyz(otp, o_sel_owner, o_keep), _flat(otp, "distance_to_track")[o_keep] * coord_scale, o_pt * scale]
 
+def _feature_rows(
+    n: int, length: int, one_hot_type: bool, groups: Iterable[tuple[np.ndarray, np.ndarray, list[np.ndarray], str]]
+) -> np.ndarray:
+    """``feats [n, length, F]``: padding everywhere, then the (sample, slot, columns, kind) rows of every group."""
+    names = atlas_feature_names(one_hot_type)
+    n_feat = len(names)
     feats = np.zeros((n, length, n_feat), np.float32)
     type_code = ATLAS_POINT_TYPES
     if one_hot_type:
         feats[:, :, names.index("is_padding")] = 1.0
     else:
         feats[:, :, 5] = type_code["padding"]
-    for owner, slot, cols, kind in (
-        (f_owner, f_slot, f_cols, "focus_track"),
-        (c_sel_owner, c_slot, c_cols, "cell"),
-        (o_sel_owner, o_slot, o_cols, "other_track"),
-    ):
+    for owner, slot, cols, kind in groups:
         rows = np.zeros((len(owner), n_feat), np.float64)
         rows[:, :5] = np.stack(cols, axis=1) if len(owner) else 0.0
         if one_hot_type:
@@ -409,13 +444,26 @@ def atlas_point_arrays(
         else:
             rows[:, 5] = type_code[kind]
         feats[owner, slot] = np.nan_to_num(rows, nan=0.0, posinf=0.0, neginf=0.0)
+    return feats
 
-    out: dict[str, np.ndarray] = {"feats": feats}
+
+def _cell_labels(
+    cells: ak.Array, owner: np.ndarray, slot: np.ndarray, keep: np.ndarray, n: int, length: int, scale: float
+) -> dict[str, np.ndarray]:
+    """The label arrays of :data:`ATLAS_LABELS`: the kept cells' labels, :data:`MASK_VALUE` elsewhere."""
+    out = {}
     for key_name, field in ATLAS_LABELS.items():
         labels = np.full((n, length), MASK_VALUE, np.float32)
         factor = 1.0 if key_name == "frac_labels" else scale
-        labels[c_sel_owner, c_slot] = _flat(cells, field)[c_keep] * factor
+        labels[owner, slot] = _flat(cells, field)[keep] * factor
         out[key_name] = labels
+    return out
+
+
+def _sample_scalars(
+    samples: ak.Array, n_points: np.ndarray, nc: np.ndarray, pt: np.ndarray, scale: float
+) -> dict[str, np.ndarray]:
+    """The per-sample scalars of :data:`ATLAS_SCALARS` in their dtypes (energies in the energy unit)."""
     scalars = {
         "eventNumber": ak.to_numpy(samples["eventNumber"]),
         "trackID": ak.to_numpy(samples["trackID"]),
@@ -425,8 +473,7 @@ def atlas_point_arrays(
         "track_eta": ak.to_numpy(samples["trackEta"]),
         "focus_truth_energy": np.asarray(ak.to_numpy(samples["focus_truth_energy"]), np.float64) * scale,
     }
-    out.update({k: np.asarray(v).astype(_SCALAR_DTYPES[k]) for k, v in scalars.items()})
-    return out
+    return {k: np.asarray(v).astype(_SCALAR_DTYPES[k]) for k, v in scalars.items()}
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -547,85 +594,22 @@ def build_atlas_point_clouds(
     from jetcloud.parallel import map_chunks
 
     t_start = time.perf_counter()
-    _check_options(energy_unit, coordinates, coordinate_scale)
-    min_cells = _check_min_cells(min_cells)
-    if length is not None:
-        length = _check_length(length)
-    if not (0.0 < float(length_quantile) <= 1.0):
-        raise ValueError(f"length_quantile must be in (0, 1], got {length_quantile!r}")
-    parts = _sample_parts(samples_dir)
-    for files in parts.values():
-        for f in files:
-            check_atlas_sample_schema(f)
-    tasks = [_PartTask(split, os.fspath(f.resolve())) for split, files in parts.items() for f in files]
+    min_cells, length = _check_build_options(
+        energy_unit, coordinates, coordinate_scale, min_cells, length, length_quantile
+    )
+    tasks = _part_tasks(samples_dir)
     run = functools.partial(map_chunks, workers=workers, scheduler=scheduler, progress=progress)
-
-    first = run(functools.partial(_part_lengths, min_cells=min_cells), tasks, desc="point-cloud lengths")
-    lengths = {
-        split: np.concatenate(
-            [r["lengths"] for t, r in zip(tasks, first, strict=True) if t.split == split] or [np.zeros(0, np.int64)]
-        )
-        for split in SPLIT_NAMES
-    }
-    if length is None:
-        if len(lengths["train"]) == 0:
-            raise ValueError(
-                f"cannot choose the length: no training samples with >= {min_cells} cells in {samples_dir} "
-                f"(lower min_cells or give length)"
-            )
-        length = choose_length(lengths["train"], length_quantile)
-        length_source = f"quantile {length_quantile} of the training lengths"
-    else:
-        length_source = "given"
-    options = {
-        "energy_unit": energy_unit,
-        "coordinates": coordinates,
-        "one_hot_type": bool(one_hot_type),
-        "coordinate_scale": float(coordinate_scale),
-    }
+    lengths = _split_lengths(run, tasks, min_cells)
+    length, length_source = _resolve_length(length, lengths, length_quantile, min_cells, samples_dir)
+    options = _array_options(energy_unit, coordinates, one_hot_type, coordinate_scale)
     out_dir = Path(out_dir)
     log.info("point clouds: %d part(s), L = %d (%s), into %s", len(tasks), length, length_source, out_dir)
     with atomic_dir(out_dir) as tmp:
-        for split in SPLIT_NAMES:
-            (tmp / split).mkdir()
-        func = functools.partial(
-            _process_part,
-            out_dir=os.fspath(tmp),
-            length=length,
-            min_cells=min_cells,
-            options=options,
-            compress=compress,
+        results = _convert_parts(run, tasks, tmp, length, min_cells, options, compress)
+        counts = _split_counts(results)
+        meta = _point_cloud_meta(
+            options, length, length_quantile, length_source, min_cells, compress, counts, results, samples_dir
         )
-        results = run(func, tasks, desc="point clouds")
-        counts = {}
-        for split in SPLIT_NAMES:
-            rows = [r for r in results if r["split"] == split]
-            keys = ("samples_in", "removed_min_cells", "written", "truncated", "cells_in", "cells_dropped", "points_in")
-            counts[split] = {k: int(sum(r[k] for r in rows)) for k in keys}
-            counts[split]["files"] = len(rows)
-        meta = {
-            "meta_version": META_VERSION,
-            "dataset": "atlas",
-            "length": int(length),
-            "length_quantile": float(length_quantile),
-            "length_source": length_source,
-            "features": list(atlas_feature_names(one_hot_type)),
-            "n_features": len(atlas_feature_names(one_hot_type)),
-            "point_types": dict(ATLAS_POINT_TYPES),
-            "one_hot_type": bool(one_hot_type),
-            "energy_unit": energy_unit,
-            "coordinates": coordinates,
-            "coordinate_scale_mm": float(coordinate_scale) if coordinates == "centred" else None,
-            "labels": list(ATLAS_LABELS),
-            "label_fields": dict(ATLAS_LABELS),
-            "scalars": list(ATLAS_SCALARS),
-            "mask_value": MASK_VALUE,
-            "min_cells": min_cells,
-            "compressed": bool(compress),
-            "counts": counts,
-            "files": {split: [r["file"] for r in results if r["split"] == split] for split in SPLIT_NAMES},
-            "samples_dir": os.fspath(Path(samples_dir).resolve()),
-        }
         write_json(tmp / META_NAME, meta)
     summary = {
         "length": int(length),
@@ -637,30 +621,173 @@ def build_atlas_point_clouds(
         "cpu_s": float(sum(r["cpu_s"] for r in results)),
     }
     if manifest:
-        from jetcloud.io.manifest import write_manifest
-
-        write_manifest(
-            out_dir,
-            inputs=[Path(samples_dir)],
-            seed=None,
-            wall_time_s=summary["wall_s"],
-            parameters={
-                **options,
-                "length": length,
-                "length_quantile": length_quantile,
-                "min_cells": min_cells,
-                "compress": compress,
-            },
-            extra={"counts": counts},
-            hash_output=False,
-        )
-    log.info(
-        "point clouds: L = %d, written %s (%.1f s)",
-        length,
-        {s: c["written"] for s, c in counts.items()},
-        summary["wall_s"],
-    )
+        settings = {"length": length, "length_quantile": length_quantile, "min_cells": min_cells, "compress": compress}
+        _write_build_manifest(out_dir, samples_dir, summary["wall_s"], {**options, **settings}, counts)
+    written = {s: c["written"] for s, c in counts.items()}
+    log.info("point clouds: L = %d, written %s (%.1f s)", length, written, summary["wall_s"])
     return summary
+
+
+def _check_build_options(
+    energy_unit: str,
+    coordinates: str,
+    coordinate_scale: float,
+    min_cells: Any,
+    length: Any,
+    length_quantile: float,
+) -> tuple[int, int | None]:
+    """``(min_cells, length)`` checked, with the unit, coordinate and quantile options (before any work)."""
+    _check_options(energy_unit, coordinates, coordinate_scale)
+    min_cells = _check_min_cells(min_cells)
+    if length is not None:
+        length = _check_length(length)
+    if not (0.0 < float(length_quantile) <= 1.0):
+        raise ValueError(f"length_quantile must be in (0, 1], got {length_quantile!r}")
+    return min_cells, length
+
+
+def _part_tasks(samples_dir: str | os.PathLike) -> list[_PartTask]:
+    """One task per parquet part of every split, after checking each part's schema."""
+    parts = _sample_parts(samples_dir)
+    for files in parts.values():
+        for f in files:
+            check_atlas_sample_schema(f)
+    return [_PartTask(split, os.fspath(f.resolve())) for split, files in parts.items() for f in files]
+
+
+def _split_lengths(run: Any, tasks: list[_PartTask], min_cells: int) -> dict[str, np.ndarray]:
+    """First pass: the lengths of the samples passing ``min_cells``, per split (parts in task order)."""
+    first = run(functools.partial(_part_lengths, min_cells=min_cells), tasks, desc="point-cloud lengths")
+    return {
+        split: np.concatenate(
+            [r["lengths"] for t, r in zip(tasks, first, strict=True) if t.split == split] or [np.zeros(0, np.int64)]
+        )
+        for split in SPLIT_NAMES
+    }
+
+
+def _resolve_length(
+    length: int | None,
+    lengths: Mapping[str, np.ndarray],
+    length_quantile: float,
+    min_cells: int,
+    samples_dir: str | os.PathLike,
+) -> tuple[int, str]:
+    """``(L, where it came from)``: the given length, or the quantile of the training lengths."""
+    if length is None:
+        if len(lengths["train"]) == 0:
+            raise ValueError(
+                f"cannot choose the length: no training samples with >= {min_cells} cells in {samples_dir} "
+                f"(lower min_cells or give length)"
+            )
+        length = choose_length(lengths["train"], length_quantile)
+        length_source = f"quantile {length_quantile} of the training lengths"
+    else:
+        length_source = "given"
+    return length, length_source
+
+
+def _array_options(energy_unit: str, coordinates: str, one_hot_type: bool, coordinate_scale: float) -> dict[str, Any]:
+    """The keyword options of :func:`atlas_point_arrays` for every part (flag as bool, scale as float)."""
+    return {
+        "energy_unit": energy_unit,
+        "coordinates": coordinates,
+        "one_hot_type": bool(one_hot_type),
+        "coordinate_scale": float(coordinate_scale),
+    }
+
+
+def _convert_parts(
+    run: Any,
+    tasks: list[_PartTask],
+    tmp: Path,
+    length: int,
+    min_cells: int,
+    options: dict[str, Any],
+    compress: bool,
+) -> list[dict[str, Any]]:
+    """Second pass: every part converted and written into ``tmp/<split>/`` (the split folders made first)."""
+    for split in SPLIT_NAMES:
+        (tmp / split).mkdir()
+    func = functools.partial(
+        _process_part,
+        out_dir=os.fspath(tmp),
+        length=length,
+        min_cells=min_cells,
+        options=options,
+        compress=compress,
+    )
+    return run(func, tasks, desc="point clouds")
+
+
+def _split_counts(results: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Per split: the sums of the per-part counts and the number of files."""
+    counts = {}
+    for split in SPLIT_NAMES:
+        rows = [r for r in results if r["split"] == split]
+        keys = ("samples_in", "removed_min_cells", "written", "truncated", "cells_in", "cells_dropped", "points_in")
+        counts[split] = {k: int(sum(r[k] for r in rows)) for k in keys}
+        counts[split]["files"] = len(rows)
+    return counts
+
+
+def _point_cloud_meta(
+    options: Mapping[str, Any],
+    length: int,
+    length_quantile: float,
+    length_source: str,
+    min_cells: int,
+    compress: bool,
+    counts: dict[str, dict[str, int]],
+    results: list[dict[str, Any]],
+    samples_dir: str | os.PathLike,
+) -> dict[str, Any]:
+    """The content of ``point_cloud_meta.json`` (what training reads)."""
+    one_hot_type, coordinates = options["one_hot_type"], options["coordinates"]
+    return {
+        "meta_version": META_VERSION,
+        "dataset": "atlas",
+        "length": int(length),
+        "length_quantile": float(length_quantile),
+        "length_source": length_source,
+        "features": list(atlas_feature_names(one_hot_type)),
+        "n_features": len(atlas_feature_names(one_hot_type)),
+        "point_types": dict(ATLAS_POINT_TYPES),
+        "one_hot_type": bool(one_hot_type),
+        "energy_unit": options["energy_unit"],
+        "coordinates": coordinates,
+        "coordinate_scale_mm": float(options["coordinate_scale"]) if coordinates == "centred" else None,
+        "labels": list(ATLAS_LABELS),
+        "label_fields": dict(ATLAS_LABELS),
+        "scalars": list(ATLAS_SCALARS),
+        "mask_value": MASK_VALUE,
+        "min_cells": min_cells,
+        "compressed": bool(compress),
+        "counts": counts,
+        "files": {split: [r["file"] for r in results if r["split"] == split] for split in SPLIT_NAMES},
+        "samples_dir": os.fspath(Path(samples_dir).resolve()),
+    }
+
+
+def _write_build_manifest(
+    out_dir: Path,
+    samples_dir: str | os.PathLike,
+    wall_s: float,
+    parameters: dict[str, Any],
+    counts: dict[str, dict[str, int]],
+) -> None:
+    """The ``manifest.json`` of a point-cloud directory (inputs, options and counts)."""
+    from jetcloud.io.manifest import write_manifest
+
+    write_manifest(
+        out_dir,
+        inputs=[Path(samples_dir)],
+        seed=None,
+        wall_time_s=wall_s,
+        parameters=parameters,
+        extra={"counts": counts},
+        hash_output=False,
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------

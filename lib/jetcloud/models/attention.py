@@ -21,11 +21,19 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from jetcloud.models.layers import ConcatPointMLP, PackedPoints, PointMLP, as_int_tuple, point_mask
-from jetcloud.models.pointnet import apply_output, init_point_io
+from jetcloud.models.layers import PackedPoints, as_int_tuple, point_mask, point_mlp_stack
+from jetcloud.models.pointnet import apply_output, init_point_head, init_point_io
 from jetcloud.models.registry import register_model
 
 __all__ = ["PointNetAttentionSegmentation"]
+
+
+def _check_encoder(size_factor: float, d_model: int, nhead: int, num_layers: int) -> None:
+    """ValueError unless the width factor is positive and the encoder's shape is valid."""
+    if not size_factor > 0:
+        raise ValueError(f"size_factor must be > 0, got {size_factor}")
+    if num_layers < 1 or nhead < 1 or d_model % nhead:
+        raise ValueError(f"need num_layers >= 1 and d_model ({d_model}) divisible by nhead ({nhead})")
 
 
 @register_model("pointnet_attention")
@@ -70,12 +78,9 @@ class PointNetAttentionSegmentation(nn.Module):
         bn_eps: float = 1e-3,
     ) -> None:
         super().__init__()
-        if not size_factor > 0:
-            raise ValueError(f"size_factor must be > 0, got {size_factor}")
         embed_widths = as_int_tuple(embed_widths, "embed_widths")
         d_model = embed_widths[-1]
-        if num_layers < 1 or nhead < 1 or d_model % nhead:
-            raise ValueError(f"need num_layers >= 1 and d_model ({d_model}) divisible by nhead ({nhead})")
+        _check_encoder(size_factor, d_model, nhead, num_layers)
         global_widths, head_widths = init_point_io(
             self,
             in_features,
@@ -93,7 +98,7 @@ class PointNetAttentionSegmentation(nn.Module):
         bn = {"bn_momentum": float(bn_momentum), "bn_eps": float(bn_eps)}
 
         widths = [in_features, *embed_widths]
-        self.embed = nn.Sequential(*(PointMLP(i, o, **bn) for i, o in zip(widths[:-1], widths[1:], strict=True)))
+        self.embed = point_mlp_stack(widths, bn)
         layer = nn.TransformerEncoderLayer(
             d_model,
             nhead,
@@ -107,15 +112,8 @@ class PointNetAttentionSegmentation(nn.Module):
             layer, int(num_layers), norm=nn.LayerNorm(d_model), enable_nested_tensor=False
         )
         widths = [d_model, *global_widths]
-        self.global_mlp = nn.Sequential(*(PointMLP(i, o, **bn) for i, o in zip(widths[:-1], widths[1:], strict=True)))
-        head_dropout = float(dropout) if len(head_widths) == 1 else 0.0
-        self.head_in = ConcatPointMLP(d_model, global_widths[-1], head_widths[0], dropout=head_dropout, **bn)
-        layers = []
-        for i, (w_in, w_out) in enumerate(zip(head_widths[:-1], head_widths[1:], strict=True)):
-            last = i == len(head_widths) - 2
-            layers.append(PointMLP(w_in, w_out, dropout=float(dropout) if last else 0.0, **bn))
-        self.head = nn.Sequential(*layers)
-        self.logit = nn.Linear(head_widths[-1], 1)
+        self.global_mlp = point_mlp_stack(widths, bn)
+        init_point_head(self, d_model, global_widths[-1], head_widths, float(dropout), bn)
         self.hparams: dict[str, Any] = {
             "in_features": in_features,
             "energy_index": energy_index,

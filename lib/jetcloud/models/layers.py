@@ -226,6 +226,11 @@ class PointMLP(nn.Module):
         return self.dropout(self.bn(F.relu(self.linear(x))))
 
 
+def point_mlp_stack(widths: Sequence[int], bn: dict) -> nn.Sequential:
+    """Consecutive :class:`PointMLP` layers ``widths[0] -> widths[1] -> ...`` with the BatchNorm settings ``bn``."""
+    return nn.Sequential(*(PointMLP(i, o, **bn) for i, o in zip(widths[:-1], widths[1:], strict=True)))
+
+
 class ConcatPointMLP(nn.Module):
     """``PointMLP`` applied to ``concat([point_features, tile(global_feature)])`` without building the concat.
 

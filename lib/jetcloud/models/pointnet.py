@@ -46,6 +46,7 @@ from jetcloud.models.layers import (
     as_int_tuple,
     keras_kernel_orthogonal_penalty,
     point_mask,
+    point_mlp_stack,
     scaled_width,
     tssr,
 )
@@ -103,6 +104,23 @@ def init_point_io(
     )
 
 
+def init_point_head(
+    module: nn.Module, point_width: int, global_width: int, head_widths: Sequence[int], dropout: float, bn: dict
+) -> None:
+    """Set ``module.head_in``, ``head`` and ``logit``: the per-point head over [point features, global features].
+
+    Dropout follows the last head layer (the first one when the head has a single width), as in the report.
+    """
+    head_dropout = dropout if len(head_widths) == 1 else 0.0
+    module.head_in = ConcatPointMLP(point_width, global_width, head_widths[0], dropout=head_dropout, **bn)
+    layers = []
+    for i, (w_in, w_out) in enumerate(zip(head_widths[:-1], head_widths[1:], strict=True)):
+        last = i == len(head_widths) - 2
+        layers.append(PointMLP(w_in, w_out, dropout=dropout if last else 0.0, **bn))
+    module.head = nn.Sequential(*layers)
+    module.logit = nn.Linear(head_widths[-1], 1)
+
+
 def apply_output(logit: Tensor, energy: Tensor, output: str, a: float, b: float) -> Tensor:
     """The output layer of :data:`OUTPUT_MODES` on packed logits ``[N]`` and energies ``[N]``."""
     if output == "logit":
@@ -149,7 +167,7 @@ class TNet(nn.Module):
         self.l2 = float(l2)
         bn = {"bn_momentum": bn_momentum, "bn_eps": bn_eps}
         widths = [in_features, *conv_widths]
-        self.convs = nn.Sequential(*(PointMLP(i, o, **bn) for i, o in zip(widths[:-1], widths[1:], strict=True)))
+        self.convs = point_mlp_stack(widths, bn)
         widths = [widths[-1], *dense_widths]
         self.dense = nn.Sequential(*(DenseBlock(i, o, **bn) for i, o in zip(widths[:-1], widths[1:], strict=True)))
         if self.faithful:
@@ -173,6 +191,14 @@ class TNet(nn.Module):
                 diff = matrices @ matrices.transpose(1, 2) - eye
                 penalty = self.l2 * (diff * diff).sum(dim=(1, 2)).mean()
         return matrices, penalty
+
+
+def _check_sizes(size_factor: float, tnet_size_factor: float, dropout: float) -> None:
+    """ValueError unless both width factors are positive and 0 <= dropout < 1."""
+    if not (size_factor > 0 and tnet_size_factor > 0):
+        raise ValueError(f"size factors must be > 0, got {size_factor}, {tnet_size_factor}")
+    if not 0 <= dropout < 1:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
 
 
 @register_model("pointnet")
@@ -226,10 +252,7 @@ class PointNetSegmentation(nn.Module):
         bn_eps: float = 1e-3,
     ) -> None:
         super().__init__()
-        if not (size_factor > 0 and tnet_size_factor > 0):
-            raise ValueError(f"size factors must be > 0, got {size_factor}, {tnet_size_factor}")
-        if not 0 <= dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        _check_sizes(size_factor, tnet_size_factor, dropout)
         global_widths, head_widths = init_point_io(
             self,
             in_features,
@@ -253,20 +276,12 @@ class PointNetSegmentation(nn.Module):
 
         self.input_tnet = TNet(in_features, in_features, **tnet) if input_tnet else None
         widths = [in_features, *point_widths]
-        self.point_mlp = nn.Sequential(*(PointMLP(i, o, **bn) for i, o in zip(widths[:-1], widths[1:], strict=True)))
+        self.point_mlp = point_mlp_stack(widths, bn)
         k = point_widths[-1]
         self.feature_tnet = TNet(k, k, regularize=True, l2=float(orthogonal_l2), **tnet) if feature_tnet else None
         widths = [k, *global_widths]
-        self.global_mlp = nn.Sequential(*(PointMLP(i, o, **bn) for i, o in zip(widths[:-1], widths[1:], strict=True)))
-        head_dropout = float(dropout) if len(head_widths) == 1 else 0.0
-        self.head_in = ConcatPointMLP(k, global_widths[-1], head_widths[0], dropout=head_dropout, **bn)
-        layers = []
-        widths = list(head_widths)
-        for i, (w_in, w_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
-            last = i == len(widths) - 2
-            layers.append(PointMLP(w_in, w_out, dropout=dropout if last else 0.0, **bn))
-        self.head = nn.Sequential(*layers)
-        self.logit = nn.Linear(head_widths[-1], 1)
+        self.global_mlp = point_mlp_stack(widths, bn)
+        init_point_head(self, k, global_widths[-1], head_widths, float(dropout), bn)
         self._regularization: Tensor | None = None
         self.hparams: dict[str, Any] = {
             "in_features": in_features,

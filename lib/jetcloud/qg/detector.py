@@ -492,70 +492,112 @@ def calorimeter_hits(
     hcal_e = np.zeros(n)
     ecal_had = np.zeros(n)  # part of ecal_e spread like a hadron shower (the rest: EM kernel)
 
-    # ---- EM particles
     em = np.flatnonzero(active & (kind == KIND_EM))
     if len(em):
-        e = energy[em]
-        rel = np.sqrt(det.ecal_stochastic**2 / np.maximum(e, 1e-3) + det.ecal_constant**2)
-        ecal_e[em] = np.maximum(e * (1.0 + rel * rng.standard_normal(len(em))), 0.0)
-
-    # ---- muons: MIPs
+        ecal_e[em] = _em_response(energy[em], rng, det)
     mu = np.flatnonzero(active & (kind == KIND_MUON))
     if len(mu):
-        cosh = np.cosh(np.minimum(np.abs(particles.eta[mu]), 3.0))
-        fluct = 1.0 + det.mip_fluct * rng.standard_normal((2, len(mu))).clip(-3, 3)
-        ecal_e[mu] = np.minimum(det.ecal_mip_gev, energy[mu]) * fluct[0]
-        hcal_e[mu] = np.minimum(det.hcal_mip_gev * cosh, np.maximum(energy[mu] - ecal_e[mu], 0.0)) * fluct[1]
+        ecal_e[mu], hcal_e[mu] = _muon_response(energy[mu], particles.eta[mu], rng, det)
         ecal_had[mu] = ecal_e[mu]
-
-    # ---- hadrons
     hd = np.flatnonzero(active & (kind == KIND_HADRON) & (energy > 0))
     if len(hd):
-        e = energy[hd]
-        nh = len(hd)
-        pdg = particles.pdg[hd]
-        baryon = np.abs(pdg) > 1000
         charged = np.asarray(particles.charge)[hd] != 0
-        l_e = det.ecal_depth_lambda
-        l_h = np.minimum(
-            det.hcal_depth_lambda * np.cosh(np.minimum(np.abs(particles.eta[hd]), 3.0)), det.hcal_max_depth_lambda
+        ecal_e[hd], ecal_had[hd], hcal_e[hd] = _hadron_response(
+            energy[hd], particles.pdg[hd], particles.eta[hd], charged, rng, det, params
         )
-        l_int = rng.exponential(np.where(baryon, params.lambda_int_baryon, params.lambda_int_meson))
-        in_ecal = l_int < l_e
-        mip = np.where(charged, det.ecal_mip_gev * np.minimum(l_int, l_e) / l_e, 0.0)
-        mip = np.minimum(mip, e)
-        e_sh = e - mip
-        mu_f = mean_fem(e_sh, baryon, params)
-        sig = np.minimum(params.fem_sigma, 0.9 * np.sqrt(mu_f * (1.0 - mu_f)))
-        nu = mu_f * (1.0 - mu_f) / sig**2 - 1.0
-        fem = rng.beta(mu_f * nu, (1.0 - mu_f) * nu)
-        # longitudinal split between ECAL and HCAL: EM part in X0, non-EM part in lambda
-        x0_per_lambda = det.ecal_depth_x0 / l_e
-        x_int = np.minimum(l_int, l_e) * x0_per_lambda
-        x_bounds = np.stack([np.zeros(nh), np.full(nh, det.ecal_depth_x0), np.full(nh, 1e4)], axis=1)
-        a_em, b_em, _ = em_shape(np.maximum(fem * e_sh * params.em_sub_fraction, 0.05), np.ones(nh, bool), None, params)
-        em_frac = np.where(in_ecal[:, None], gamma_fractions(x_bounds, x_int, a_em, b_em), [[0.0, 1.0]])
-        t_h = params.had_tmax_slope * np.log(np.maximum(e_sh, 1.0)) + params.had_tmax_offset
-        a_h = 1.0 + params.had_b * t_h
-        l_bounds = np.stack([np.zeros(nh), np.full(nh, l_e), l_e + l_h], axis=1)
-        had_frac = gamma_fractions(l_bounds, l_int, a_h, np.full(nh, params.had_b))
-        em_part, had_part = fem * e_sh, (1.0 - fem) * e_sh
-        em_ecal, em_hcal = em_part * em_frac[:, 0], em_part * em_frac[:, 1]
-        had_ecal, had_hcal = had_part * had_frac[:, 0], had_part * had_frac[:, 1]
-        rel = np.sqrt(det.ecal_stochastic**2 / np.maximum(em_ecal, 1e-3) + det.ecal_constant**2)
-        vis_em_ecal = np.maximum(em_ecal * (1.0 + rel * rng.standard_normal(nh)), 0.0)
-        vis_had_ecal = gamma_smear(had_ecal / det.ecal_e_over_h, np.full(nh, det.ecal_had_fluct), rng)
-        ecal_e[hd] = vis_em_ecal + vis_had_ecal + mip
-        ecal_had[hd] = vis_had_ecal + mip  # pi0 photons (vis_em_ecal) use the EM kernel, the rest spots
-        hmean = em_hcal + had_hcal / det.hcal_e_over_h
-        hvis = gamma_smear(hmean, np.full(nh, det.hcal_stochastic), rng)
-        hcal_e[hd] = np.maximum(hvis * (1.0 + det.hcal_constant * rng.standard_normal(nh)), 0.0)
 
-    # ---- ECAL: EM-like energy through the kernel, hadron-like energy as spots
+    # ECAL: EM-like energy through the kernel, hadron-like energy as spots; HCAL: spots on towers
     ev = particles.event
+    ecal_cols = [_ecal_kernel_hits(ev, e_eta, e_phi, active, ecal_e - ecal_had, det)]
+    ecal_cols += _ecal_spot_hits(ev, e_eta, e_phi, active, ecal_had, rng, det)
+    ecal = Hits.summed(*(np.concatenate(c) for c in zip(*ecal_cols, strict=True)), N_CRYSTAL_PHI)
+    hcal = _hcal_hits(ev, h_eta, h_phi, active, hcal_e, rng, det)
+    return ecal, hcal, (e_eta, e_phi, e_ok)
+
+
+def _em_response(e: np.ndarray, rng: np.random.Generator, det: CMSDetector) -> np.ndarray:
+    """Visible ECAL energy of electrons and photons: the whole energy, Gaussian resolution."""
+    rel = np.sqrt(det.ecal_stochastic**2 / np.maximum(e, 1e-3) + det.ecal_constant**2)
+    return np.maximum(e * (1.0 + rel * rng.standard_normal(len(e))), 0.0)
+
+
+def _muon_response(
+    e: np.ndarray, eta: np.ndarray, rng: np.random.Generator, det: CMSDetector
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ECAL, HCAL) energy of muons: MIP deposits with Gaussian fluctuations."""
+    cosh = np.cosh(np.minimum(np.abs(eta), 3.0))
+    fluct = 1.0 + det.mip_fluct * rng.standard_normal((2, len(e))).clip(-3, 3)
+    ecal = np.minimum(det.ecal_mip_gev, e) * fluct[0]
+    hcal = np.minimum(det.hcal_mip_gev * cosh, np.maximum(e - ecal, 0.0)) * fluct[1]
+    return ecal, hcal
+
+
+def _hadron_response(
+    e: np.ndarray,
+    pdg: np.ndarray,
+    eta: np.ndarray,
+    charged: np.ndarray,
+    rng: np.random.Generator,
+    det: CMSDetector,
+    params: ShowerParams,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ECAL, its hadron-like part, HCAL) visible energy of hadrons (module docstring)."""
+    nh = len(e)
+    baryon = np.abs(pdg) > 1000
+    l_e = det.ecal_depth_lambda
+    l_h = np.minimum(det.hcal_depth_lambda * np.cosh(np.minimum(np.abs(eta), 3.0)), det.hcal_max_depth_lambda)
+    l_int = rng.exponential(np.where(baryon, params.lambda_int_baryon, params.lambda_int_meson))
+    mip = np.where(charged, det.ecal_mip_gev * np.minimum(l_int, l_e) / l_e, 0.0)
+    mip = np.minimum(mip, e)
+    e_sh = e - mip
+    mu_f = mean_fem(e_sh, baryon, params)
+    sig = np.minimum(params.fem_sigma, 0.9 * np.sqrt(mu_f * (1.0 - mu_f)))
+    nu = mu_f * (1.0 - mu_f) / sig**2 - 1.0
+    fem = rng.beta(mu_f * nu, (1.0 - mu_f) * nu)
+    em_frac, had_frac = _hadron_depth_fractions(e_sh, fem, l_int, l_e, l_h, det, params)
+    em_part, had_part = fem * e_sh, (1.0 - fem) * e_sh
+    em_ecal, em_hcal = em_part * em_frac[:, 0], em_part * em_frac[:, 1]
+    had_ecal, had_hcal = had_part * had_frac[:, 0], had_part * had_frac[:, 1]
+    rel = np.sqrt(det.ecal_stochastic**2 / np.maximum(em_ecal, 1e-3) + det.ecal_constant**2)
+    vis_em_ecal = np.maximum(em_ecal * (1.0 + rel * rng.standard_normal(nh)), 0.0)
+    vis_had_ecal = gamma_smear(had_ecal / det.ecal_e_over_h, np.full(nh, det.ecal_had_fluct), rng)
+    # pi0 photons (vis_em_ecal) use the EM kernel, the rest spots
+    ecal, ecal_had = vis_em_ecal + vis_had_ecal + mip, vis_had_ecal + mip
+    hmean = em_hcal + had_hcal / det.hcal_e_over_h
+    hvis = gamma_smear(hmean, np.full(nh, det.hcal_stochastic), rng)
+    return ecal, ecal_had, np.maximum(hvis * (1.0 + det.hcal_constant * rng.standard_normal(nh)), 0.0)
+
+
+def _hadron_depth_fractions(
+    e_sh: np.ndarray,
+    fem: np.ndarray,
+    l_int: np.ndarray,
+    l_e: float,
+    l_h: np.ndarray,
+    det: CMSDetector,
+    params: ShowerParams,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Longitudinal split between ECAL and HCAL: (EM part in X0, non-EM part in lambda), each (n, 2)."""
+    nh = len(e_sh)
+    in_ecal = l_int < l_e
+    x0_per_lambda = det.ecal_depth_x0 / l_e
+    x_int = np.minimum(l_int, l_e) * x0_per_lambda
+    x_bounds = np.stack([np.zeros(nh), np.full(nh, det.ecal_depth_x0), np.full(nh, 1e4)], axis=1)
+    a_em, b_em, _ = em_shape(np.maximum(fem * e_sh * params.em_sub_fraction, 0.05), np.ones(nh, bool), None, params)
+    em_frac = np.where(in_ecal[:, None], gamma_fractions(x_bounds, x_int, a_em, b_em), [[0.0, 1.0]])
+    t_h = params.had_tmax_slope * np.log(np.maximum(e_sh, 1.0)) + params.had_tmax_offset
+    a_h = 1.0 + params.had_b * t_h
+    l_bounds = np.stack([np.zeros(nh), np.full(nh, l_e), l_e + l_h], axis=1)
+    had_frac = gamma_fractions(l_bounds, l_int, a_h, np.full(nh, params.had_b))
+    return em_frac, had_frac
+
+
+def _ecal_kernel_hits(
+    ev: np.ndarray, e_eta: np.ndarray, e_phi: np.ndarray, active: np.ndarray, e_em: np.ndarray, det: CMSDetector
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(event, ieta, iphi, energy) columns of the EM-like ECAL energy spread by the 7 x 7 EM kernel."""
     kern = em_kernel(det.em_core_fraction, det.em_core_radius, det.em_tail_radius)
     sub = kern.shape[0]
-    e_em = ecal_e - ecal_had
     idx = np.flatnonzero(active & (e_em > 0))
     ie, ip, inside = crystal_index(e_eta[idx], e_phi[idx])
     idx, ie, ip = idx[inside], ie[inside], ip[inside]
@@ -569,27 +611,49 @@ def calorimeter_hits(
     k_phi = np.mod(ip[:, None, None] + d[None, None, :], N_CRYSTAL_PHI).repeat(7, axis=1).reshape(len(idx), 49)
     val = w * e_em[idx, None]
     keep = (k_eta >= 0) & (k_eta < N_CRYSTAL_ETA) & (val > 0)
-    ecal_cols = [(np.repeat(ev[idx], 49).reshape(len(idx), 49)[keep], k_eta[keep], k_phi[keep], val[keep])]
-    idx = np.flatnonzero(active & (ecal_had > 0))
-    if len(idx):
-        s_ev, s_eta, s_phi, s_e = _spots(
-            ev[idx],
-            e_eta[idx],
-            e_phi[idx],
-            ecal_had[idx],
-            det.ecal_spot_gev,
-            det.ecal_max_spots,
-            det.ecal_had_core_fraction,
-            det.ecal_had_core_mm,
-            det.ecal_had_halo_mm,
-            det.ecal_radius_mm,
-            rng,
-        )
-        ie, ip, inside = crystal_index(s_eta, s_phi)
-        ecal_cols.append((s_ev[inside], ie[inside], ip[inside], s_e[inside]))
-    ecal = Hits.summed(*(np.concatenate(c) for c in zip(*ecal_cols, strict=True)), N_CRYSTAL_PHI)
+    return np.repeat(ev[idx], 49).reshape(len(idx), 49)[keep], k_eta[keep], k_phi[keep], val[keep]
 
-    # ---- HCAL: spots on towers
+
+def _ecal_spot_hits(
+    ev: np.ndarray,
+    e_eta: np.ndarray,
+    e_phi: np.ndarray,
+    active: np.ndarray,
+    ecal_had: np.ndarray,
+    rng: np.random.Generator,
+    det: CMSDetector,
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """(event, ieta, iphi, energy) columns of the hadron-like ECAL energy as spots on crystals (none: [])."""
+    idx = np.flatnonzero(active & (ecal_had > 0))
+    if not len(idx):
+        return []
+    s_ev, s_eta, s_phi, s_e = _spots(
+        ev[idx],
+        e_eta[idx],
+        e_phi[idx],
+        ecal_had[idx],
+        det.ecal_spot_gev,
+        det.ecal_max_spots,
+        det.ecal_had_core_fraction,
+        det.ecal_had_core_mm,
+        det.ecal_had_halo_mm,
+        det.ecal_radius_mm,
+        rng,
+    )
+    ie, ip, inside = crystal_index(s_eta, s_phi)
+    return [(s_ev[inside], ie[inside], ip[inside], s_e[inside])]
+
+
+def _hcal_hits(
+    ev: np.ndarray,
+    h_eta: np.ndarray,
+    h_phi: np.ndarray,
+    active: np.ndarray,
+    hcal_e: np.ndarray,
+    rng: np.random.Generator,
+    det: CMSDetector,
+) -> Hits:
+    """HCAL tower energies: every particle's HCAL energy as spots on towers."""
     idx = np.flatnonzero(active & (hcal_e > 0) & np.isfinite(h_eta))
     s_ev, s_eta, s_phi, s_e = _spots(
         ev[idx],
@@ -605,8 +669,7 @@ def calorimeter_hits(
         rng,
     )
     te, tp, inside = tower_index(s_eta, s_phi)
-    hcal = Hits.summed(s_ev[inside], te[inside], tp[inside], s_e[inside], N_TOWER_PHI)
-    return ecal, hcal, (e_eta, e_phi, e_ok)
+    return Hits.summed(s_ev[inside], te[inside], tp[inside], s_e[inside], N_TOWER_PHI)
 
 
 def simulate_detector(

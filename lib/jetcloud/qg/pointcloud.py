@@ -233,72 +233,19 @@ def convert_e2e(
     complete. ``compression``: ``"lzf"``, ``"gzip"`` or ``"none"`` for the X arrays (see :data:`COMPRESSION`).
     Returns ``{"max_hit", "ks", "jets": {split: n}, "hits": {split: array}, "wall_s", "cpu_s"}``.
     """
-    import h5py
-
     from jetcloud.io.atomic import atomic_dir
-    from jetcloud.parallel import default_workers, map_chunks
-    from jetcloud.qg.e2e import check_layout
+    from jetcloud.parallel import default_workers
 
     t0, c0 = time.perf_counter(), time.process_time()
     path = os.fspath(Path(e2e_path).resolve())
-    sizes = check_layout(path)
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    if compression not in COMPRESSION:
-        raise ValueError(f"unknown compression {compression!r}; expected one of {list(COMPRESSION)}")
-    if sizes["train"] == 0:
-        raise ValueError(f"{path}: train_jet is empty; max_hit comes from the training jets")
+    sizes = _check_conversion(path, chunk_size, compression)
     ks = tuple(check_ks(ks, 10**9))
-    func = functools.partial(_chunk_points, ks=ks, descending=descending, label_column=label_column)
     wave = 2 * (default_workers() if workers is None else max(1, workers))
+    plan = _Conversion(path, ks, chunk_size, descending, label_column, compression, wave, workers, scheduler, progress)
     out_dir = Path(out_dir)
     hits: dict[str, np.ndarray] = {}
     with atomic_dir(out_dir) as tmp:
-        files = {"points": h5py.File(tmp / POINTS_NAME, "w")} | {k: h5py.File(tmp / f"QG{k}.h5", "w") for k in ks}
-        try:
-            for split, n in sizes.items():  # train first: max_hit is known before the test jets
-                group = _SPLIT_GROUPS[split]
-                pts = {"X": _create(files["points"], f"{group}/X", (n, 0, 5), compression, growable=True)}
-                for name in ("Y", "n_hits", "pt", "m0"):
-                    pts[name] = _create(files["points"], f"{group}/{name}", (n,), "none")
-                trimmed = {
-                    k: (
-                        _create(files[k], f"{group}/X", (n, k, 5), compression),
-                        _create(files[k], f"{group}/Y", (n,), "none"),
-                    )
-                    for k in ks
-                }
-                todo = [_Chunk(path, split, a, min(n, a + chunk_size)) for a in range(0, n, chunk_size)]
-                hits[split] = np.zeros(n, np.int64)
-                bar = tqdm(total=n, desc=f"point clouds {split}", unit="jet", disable=not progress)
-                for w in range(0, len(todo), wave):
-                    batch = todo[w : w + wave]
-                    results = map_chunks(func, batch, workers=workers, scheduler=scheduler, progress=False)
-                    for chunk, res in zip(batch, results, strict=True):
-                        sl, width = slice(chunk.start, chunk.stop), res["points"].shape[1]
-                        if width > pts["X"].shape[1]:
-                            pts["X"].resize(width, axis=1)
-                        pts["X"][sl, :width] = res["points"]
-                        pts["Y"][sl], pts["n_hits"][sl] = res["label"], res["n_hits"]
-                        pts["pt"][sl], pts["m0"][sl] = res["pt"], res["m0"]
-                        hits[split][sl] = res["n_hits"]
-                        for k in ks:
-                            trimmed[k][0][sl], trimmed[k][1][sl] = res["trimmed"][k], res["label"]
-                        bar.update(chunk.stop - chunk.start)
-                bar.close()
-                max_hit = int(hits["train"].max())
-                if split == "train":
-                    check_ks(ks, max_hit)
-                elif n and hits[split].max() > max_hit:
-                    bad = int(np.argmax(hits[split] > max_hit))
-                    raise ValueError(
-                        f"{path}: {split}_jet[{bad}] has {hits[split][bad]} hits, more than max_hit = "
-                        f"{max_hit} of the training jets"
-                    )
-                pts["X"].resize(max_hit, axis=1)  # every split padded to the training max_hit, as the original
-        finally:
-            for f in files.values():
-                f.close()
+        max_hit = _convert_splits(plan, tmp, sizes, hits)
     summary = {
         "max_hit": max_hit,
         "ks": list(ks),
@@ -309,25 +256,144 @@ def convert_e2e(
         "cpu_s": time.process_time() - c0,
     }
     if manifest:
-        from jetcloud.io.manifest import write_manifest
-
-        write_manifest(
-            out_dir,
-            inputs=[path],
-            seed=None,
-            wall_time_s=summary["wall_s"],
-            hash_output=False,
-            parameters={
-                "ks": list(ks),
-                "chunk_size": chunk_size,
-                "descending": descending,
-                "label_column": label_column,
-                "compression": compression,
-            },
-            extra={"max_hit": max_hit, "jets": sizes},
-        )
+        _write_conversion_manifest(out_dir, plan, summary["wall_s"], max_hit, sizes)
     log.info("QG point clouds: max_hit %d, K %s, %s jets (%.1f s)", max_hit, list(ks), sizes, summary["wall_s"])
     return summary
+
+
+@dataclass(frozen=True)
+class _Conversion:
+    """What every split of one :func:`convert_e2e` run shares: input, K values, chunking and how chunks run."""
+
+    path: str
+    ks: tuple[int, ...]
+    chunk_size: int
+    descending: bool
+    label_column: int
+    compression: str
+    wave: int  # chunks submitted at a time
+    workers: int | None
+    scheduler: Any
+    progress: bool
+
+
+def _check_conversion(path: str, chunk_size: int, compression: str) -> dict[str, int]:
+    """The jets per split of the E2E file ``path``, after checking the file and the options."""
+    from jetcloud.qg.e2e import check_layout
+
+    sizes = check_layout(path)
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    if compression not in COMPRESSION:
+        raise ValueError(f"unknown compression {compression!r}; expected one of {list(COMPRESSION)}")
+    if sizes["train"] == 0:
+        raise ValueError(f"{path}: train_jet is empty; max_hit comes from the training jets")
+    return sizes
+
+
+def _convert_splits(plan: _Conversion, tmp: Path, sizes: dict[str, int], hits: dict[str, np.ndarray]) -> int:
+    """Create the output files in ``tmp``, convert every split into them (train first) and close them."""
+    import h5py
+
+    ks = plan.ks
+    files = {"points": h5py.File(tmp / POINTS_NAME, "w")} | {k: h5py.File(tmp / f"QG{k}.h5", "w") for k in ks}
+    try:
+        for split, n in sizes.items():  # train first: max_hit is known before the test jets
+            max_hit = _convert_split(plan, files, split, n, hits)
+    finally:
+        for f in files.values():
+            f.close()
+    return max_hit
+
+
+def _convert_split(plan: _Conversion, files: dict[Any, Any], split: str, n: int, hits: dict[str, np.ndarray]) -> int:
+    """Convert and write the ``n`` jets of ``split`` wave by wave; fills ``hits[split]``, returns ``max_hit``."""
+    from jetcloud.parallel import map_chunks
+
+    func = functools.partial(_chunk_points, ks=plan.ks, descending=plan.descending, label_column=plan.label_column)
+    pts, trimmed = _split_datasets(files, _SPLIT_GROUPS[split], n, plan.ks, plan.compression)
+    todo = [_Chunk(plan.path, split, a, min(n, a + plan.chunk_size)) for a in range(0, n, plan.chunk_size)]
+    hits[split] = np.zeros(n, np.int64)
+    bar = tqdm(total=n, desc=f"point clouds {split}", unit="jet", disable=not plan.progress)
+    for w in range(0, len(todo), plan.wave):
+        batch = todo[w : w + plan.wave]
+        results = map_chunks(func, batch, workers=plan.workers, scheduler=plan.scheduler, progress=False)
+        for chunk, res in zip(batch, results, strict=True):
+            _write_chunk(pts, trimmed, chunk, res, hits[split])
+            bar.update(chunk.stop - chunk.start)
+    bar.close()
+    max_hit = _check_split_hits(plan, split, n, hits)
+    pts["X"].resize(max_hit, axis=1)  # every split padded to the training max_hit, as the original
+    return max_hit
+
+
+def _split_datasets(
+    files: dict[Any, Any], group: str, n: int, ks: tuple[int, ...], compression: str
+) -> tuple[dict[str, Any], dict[int, tuple[Any, Any]]]:
+    """Create one split's datasets: the untrimmed clouds and their columns, and (X, Y) of every ``QG{K}.h5``."""
+    pts = {"X": _create(files["points"], f"{group}/X", (n, 0, 5), compression, growable=True)}
+    for name in ("Y", "n_hits", "pt", "m0"):
+        pts[name] = _create(files["points"], f"{group}/{name}", (n,), "none")
+    trimmed = {
+        k: (
+            _create(files[k], f"{group}/X", (n, k, 5), compression),
+            _create(files[k], f"{group}/Y", (n,), "none"),
+        )
+        for k in ks
+    }
+    return pts, trimmed
+
+
+def _write_chunk(
+    pts: dict[str, Any], trimmed: dict[int, tuple[Any, Any]], chunk: _Chunk, res: dict[str, Any], hits: np.ndarray
+) -> None:
+    """Write one converted chunk into the split's datasets (widening the untrimmed X) and its hit counts."""
+    sl, width = slice(chunk.start, chunk.stop), res["points"].shape[1]
+    if width > pts["X"].shape[1]:
+        pts["X"].resize(width, axis=1)
+    pts["X"][sl, :width] = res["points"]
+    pts["Y"][sl], pts["n_hits"][sl] = res["label"], res["n_hits"]
+    pts["pt"][sl], pts["m0"][sl] = res["pt"], res["m0"]
+    hits[sl] = res["n_hits"]
+    for k in trimmed:
+        trimmed[k][0][sl], trimmed[k][1][sl] = res["trimmed"][k], res["label"]
+
+
+def _check_split_hits(plan: _Conversion, split: str, n: int, hits: dict[str, np.ndarray]) -> int:
+    """The training ``max_hit``: checks the K values against it (train) or every jet of ``split`` (test)."""
+    max_hit = int(hits["train"].max())
+    if split == "train":
+        check_ks(plan.ks, max_hit)
+    elif n and hits[split].max() > max_hit:
+        bad = int(np.argmax(hits[split] > max_hit))
+        raise ValueError(
+            f"{plan.path}: {split}_jet[{bad}] has {hits[split][bad]} hits, more than max_hit = "
+            f"{max_hit} of the training jets"
+        )
+    return max_hit
+
+
+def _write_conversion_manifest(
+    out_dir: Path, plan: _Conversion, wall_s: float, max_hit: int, sizes: dict[str, int]
+) -> None:
+    """The ``manifest.json`` of a converted directory (input, options, ``max_hit`` and jets per split)."""
+    from jetcloud.io.manifest import write_manifest
+
+    write_manifest(
+        out_dir,
+        inputs=[plan.path],
+        seed=None,
+        wall_time_s=wall_s,
+        hash_output=False,
+        parameters={
+            "ks": list(plan.ks),
+            "chunk_size": plan.chunk_size,
+            "descending": plan.descending,
+            "label_column": plan.label_column,
+            "compression": plan.compression,
+        },
+        extra={"max_hit": max_hit, "jets": sizes},
+    )
 
 
 def read_qg(path: str | os.PathLike, split: str = "train") -> tuple[np.ndarray, np.ndarray]:

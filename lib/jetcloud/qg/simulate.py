@@ -646,56 +646,94 @@ def simulate_images(
     n_total = config.n_quark + config.n_gluon
     n_test_all = n_test[QUARK] + n_test[GLUON]
     workers = default_workers() if workers is None else max(1, int(workers))
-    filled = {QUARK: 0, GLUON: 0}
-    columns: dict[str, list[np.ndarray]] = {k: [] for k in (*_META_KEYS, "n_hits", "split")}
-    sums = {QUARK: np.zeros(cms.IMAGE_SIZE**2 * 3), GLUON: np.zeros(cms.IMAGE_SIZE**2 * 3)}
-    examples: dict[int, list[np.ndarray]] = {QUARK: [], GLUON: []}
-    n_events = {QUARK: 0, GLUON: 0}
-    seconds = {"pythia": 0.0, "jets": 0.0, "detector": 0.0, "chunks": 0.0, "write": 0.0}
+    tally = _ImageTally()
     with E2EWriter(path, n_total - n_test_all, n_test_all, overwrite=overwrite) as writer:
         with _progress(len(tasks), "image chunks", progress) as bar:
             for batch in _batches(tasks, 2 * workers if not scheduler else 4 * max(workers, 8)):
                 for res in map_chunks(image_chunk, batch, workers=workers, scheduler=scheduler, progress=False):
                     t0 = time.perf_counter()
                     label = res.meta["label"].astype(np.int64)
-                    rank = np.zeros(len(label), np.int64)  # position of each jet within its class so far
-                    for c in (QUARK, GLUON):
-                        m = label == c
-                        rank[m] = filled[c] + np.arange(m.sum())
-                        filled[c] += int(m.sum())
-                    is_test = rank < np.where(label == QUARK, n_test[QUARK], n_test[GLUON])
+                    is_test = _test_jets(label, tally.filled, n_test)
                     hits = res.images.hit_counts()
-                    for split, sel in (("test", np.flatnonzero(is_test)), ("train", np.flatnonzero(~is_test))):
-                        if len(sel) == 0:
-                            continue
-                        imgs = res.images.select(sel)
-                        meta = np.stack([res.meta["pt"][sel], res.meta["m0"][sel], label[sel]], axis=1)
-                        for start in range(0, len(sel), 256):
-                            stop = min(start + 256, len(sel))
-                            writer.append(split, imgs.dense(start, stop), meta[start:stop])
-                    for c in (QUARK, GLUON):
-                        m = label == c
-                        if m.any():
-                            img = res.images.select(np.flatnonzero(m))
-                            sums[c] += np.bincount(img.pixel, weights=img.value, minlength=len(sums[c]))
-                            k = n_examples - sum(len(e) for e in examples[c])
-                            if k > 0:
-                                examples[c].append(img.dense(0, min(k, img.n_jets)))
-                    for key in _META_KEYS:
-                        columns[key].append(res.meta[key])
-                    columns["n_hits"].append(hits)
-                    columns["split"].append(is_test.astype(np.int64))
-                    for c in (QUARK, GLUON):
-                        n_events[c] += res.n_events.get(c, 0)
-                    for k in ("pythia", "jets", "detector"):
-                        seconds[k] += res.seconds[k]
-                    seconds["chunks"] += res.seconds["total"]
-                    seconds["write"] += time.perf_counter() - t0
+                    _write_image_splits(writer, res, label, is_test)
+                    _tally_chunk(tally, res, label, is_test, hits, n_examples)
+                    tally.seconds["write"] += time.perf_counter() - t0
                     bar.update()
     wall = time.perf_counter() - t_start
-    cols = {k: np.concatenate(v) for k, v in columns.items()}
+    return _image_summary(config, path, tally, n_total - n_test_all, n_test_all, len(tasks), wall)
+
+
+@dataclass
+class _ImageTally:
+    """What :func:`simulate_images` accumulates over the chunks, in the order they arrive."""
+
+    filled: dict[int, int] = field(default_factory=lambda: {QUARK: 0, GLUON: 0})  # jets per class so far
+    columns: dict[str, list[np.ndarray]] = field(
+        default_factory=lambda: {k: [] for k in (*_META_KEYS, "n_hits", "split")}
+    )
+    sums: dict[int, np.ndarray] = field(
+        default_factory=lambda: {QUARK: np.zeros(cms.IMAGE_SIZE**2 * 3), GLUON: np.zeros(cms.IMAGE_SIZE**2 * 3)}
+    )
+    examples: dict[int, list[np.ndarray]] = field(default_factory=lambda: {QUARK: [], GLUON: []})
+    n_events: dict[int, int] = field(default_factory=lambda: {QUARK: 0, GLUON: 0})
+    seconds: dict[str, float] = field(
+        default_factory=lambda: {"pythia": 0.0, "jets": 0.0, "detector": 0.0, "chunks": 0.0, "write": 0.0}
+    )
+
+
+def _test_jets(label: np.ndarray, filled: dict[int, int], n_test: dict[int, int]) -> np.ndarray:
+    """Whether each jet goes to the test split (the first ``n_test`` of its class); advances ``filled``."""
+    rank = np.zeros(len(label), np.int64)  # position of each jet within its class so far
+    for c in (QUARK, GLUON):
+        m = label == c
+        rank[m] = filled[c] + np.arange(m.sum())
+        filled[c] += int(m.sum())
+    return rank < np.where(label == QUARK, n_test[QUARK], n_test[GLUON])
+
+
+def _write_image_splits(writer: E2EWriter, res: ChunkResult, label: np.ndarray, is_test: np.ndarray) -> None:
+    """Append a chunk's test jets, then its training jets, to the file in blocks of 256 dense images."""
+    for split, sel in (("test", np.flatnonzero(is_test)), ("train", np.flatnonzero(~is_test))):
+        if len(sel) == 0:
+            continue
+        imgs = res.images.select(sel)
+        meta = np.stack([res.meta["pt"][sel], res.meta["m0"][sel], label[sel]], axis=1)
+        for start in range(0, len(sel), 256):
+            stop = min(start + 256, len(sel))
+            writer.append(split, imgs.dense(start, stop), meta[start:stop])
+
+
+def _tally_chunk(
+    tally: _ImageTally, res: ChunkResult, label: np.ndarray, is_test: np.ndarray, hits: np.ndarray, n_examples: int
+) -> None:
+    """Add a chunk to the per-class image sums and examples, the per-jet columns, event counts and timings."""
+    for c in (QUARK, GLUON):
+        m = label == c
+        if m.any():
+            img = res.images.select(np.flatnonzero(m))
+            tally.sums[c] += np.bincount(img.pixel, weights=img.value, minlength=len(tally.sums[c]))
+            k = n_examples - sum(len(e) for e in tally.examples[c])
+            if k > 0:
+                tally.examples[c].append(img.dense(0, min(k, img.n_jets)))
+    for key in _META_KEYS:
+        tally.columns[key].append(res.meta[key])
+    tally.columns["n_hits"].append(hits)
+    tally.columns["split"].append(is_test.astype(np.int64))
+    for c in (QUARK, GLUON):
+        tally.n_events[c] += res.n_events.get(c, 0)
+    for k in ("pythia", "jets", "detector"):
+        tally.seconds[k] += res.seconds[k]
+    tally.seconds["chunks"] += res.seconds["total"]
+
+
+def _image_summary(
+    config: ImageConfig, path: Path, tally: _ImageTally, n_train: int, n_test: int, n_chunks: int, wall: float
+) -> dict[str, Any]:
+    """Write the manifest beside the file and return the summary (columns in file order: train, then test)."""
+    cols = {k: np.concatenate(v) for k, v in tally.columns.items()}
     order = np.argsort(cols["split"], kind="stable")  # file order: train, then test
     cols = {k: v[order] for k, v in cols.items()}
+    n_events = tally.n_events
     manifest = write_manifest(
         path,
         inputs=[],
@@ -703,26 +741,27 @@ def simulate_images(
         seed=config.seed,
         wall_time_s=wall,
         extra={
-            "n_train": n_total - n_test_all,
-            "n_test": n_test_all,
+            "n_train": n_train,
+            "n_test": n_test,
             "n_events": {"quark": n_events[QUARK], "gluon": n_events[GLUON]},
             "layout": "E2E quark/gluon (train_jet, train_meta, test_jet, test_meta)",
         },
     )
     empty = np.zeros((0, cms.IMAGE_SIZE, cms.IMAGE_SIZE, 3), np.float32)
+    sums, filled, examples = tally.sums, tally.filled, tally.examples
     return {
         "path": path,
         "manifest": manifest,
-        "n_train": n_total - n_test_all,
-        "n_test": n_test_all,
+        "n_train": n_train,
+        "n_test": n_test,
         "columns": cols,
         "mean_image": {
             c: (sums[c] / max(filled[c], 1)).reshape(cms.IMAGE_SIZE, cms.IMAGE_SIZE, 3) for c in (QUARK, GLUON)
         },
         "examples": {c: np.concatenate(examples[c]) if examples[c] else empty for c in (QUARK, GLUON)},
         "n_events": n_events,
-        "n_chunks": len(tasks),
-        "cpu_seconds": seconds,
+        "n_chunks": n_chunks,
+        "cpu_seconds": tally.seconds,
         "wall_seconds": wall,
         "config": _config_dict(config),
     }

@@ -53,6 +53,7 @@ from torch import Tensor, nn
 from jetcloud import metrics, paths
 from jetcloud.io.atomic import atomic_path, write_text
 from jetcloud.qg.pointcloud import QG_FEATURES, check_labels, read_qg, trim_top_k
+from jetcloud.train.presets import load_presets
 
 __all__ = [
     "PRESETS",
@@ -81,116 +82,11 @@ log = logging.getLogger(__name__)
 SUMMARY_NAME = "summary.json"
 REJECTION_NOTE = "1/eps_b at eps_s (quark efficiency), eps_b linearly interpolated on the ROC curve"
 
-_RESNET = ("256_s", "256_m", "512_s", "512_m", "768_s", "768_m", "1024_s", "1024_m", "1024_l")
-_RESNET_PRESET = {
-    "optimizer": "adam",
-    "lr": 1e-3,
-    "weight_decay": 0.0,
-    "batch_size": 128,
-    "epochs": 100,
-    "schedule": "step",
-    "step_size": 20,
-    "gamma": 0.5,
-    "amp": "none",
-}
-
-#: model -> TrainConfig keyword arguments of its training preset.
-PRESETS: dict[str, dict[str, Any]] = {
-    "mlp": {
-        "optimizer": "adam",
-        "lr": 1e-3,
-        "weight_decay": 0.0,
-        "batch_size": 256,
-        "epochs": 20,
-        "schedule": "step",
-        "step_size": 8,
-        "gamma": 0.5,
-        "amp": "fp16",
-    },
-    "sparse_cnn_200": {
-        "optimizer": "adam",
-        "lr": 2e-4,
-        "weight_decay": 1e-4,
-        "batch_size": 128,
-        "epochs": 50,
-        "schedule": "cosine",
-        "amp": "none",
-    },
-    "sparse_cnn_800": {
-        "optimizer": "adam",
-        "lr": 1e-4,
-        "weight_decay": 1e-4,
-        "batch_size": 64,
-        "epochs": 50,
-        "schedule": "cosine",
-        "amp": "none",
-    },
-    **{f"resnet_pc_{v}": dict(_RESNET_PRESET) for v in _RESNET},
-    "pfn": {
-        "optimizer": "adam",
-        "lr": 1e-3,
-        "weight_decay": 0.0,
-        "batch_size": 500,
-        "epochs": 50,
-        "schedule": "none",
-        "amp": "none",
-    },
-    "particlenet": {
-        "optimizer": "adamw",
-        "lr": 3e-3,
-        "weight_decay": 1e-4,
-        "batch_size": 384,
-        "epochs": 20,
-        "schedule": "cosine",
-        "amp": "bf16",
-    },
-    "particlenet_lite": {
-        "optimizer": "adamw",
-        "lr": 3e-3,
-        "weight_decay": 1e-4,
-        "batch_size": 384,
-        "epochs": 20,
-        "schedule": "cosine",
-        "amp": "bf16",
-    },
-    "transformer": {
-        "optimizer": "adamw",
-        "lr": 1e-3,
-        "weight_decay": 0.01,
-        "batch_size": 512,
-        "epochs": 20,
-        "schedule": "cosine",
-        "amp": "bf16",
-    },
-    "transformer_small": {
-        "optimizer": "adamw",
-        "lr": 1e-3,
-        "weight_decay": 0.01,
-        "batch_size": 512,
-        "epochs": 20,
-        "schedule": "cosine",
-        "amp": "bf16",
-    },
-}
-
-#: model -> where its preset comes from.
-PRESET_SOURCES: dict[str, str] = {
-    "mlp": "report: Adam 1e-3, batch 256, 20 epochs, StepLR(8, 0.5), AMP",
-    "sparse_cnn_200": "report: Adam 2e-4 (wd 1e-4), batch 128, 50 epochs, CosineAnnealingLR(T_max 50)",
-    "sparse_cnn_800": "report: Adam 1e-4 (wd 1e-4), batch 64, 50 epochs, CosineAnnealingLR(T_max 50)",
-    **{
-        f"resnet_pc_{v}": "report: Adam 1e-3, batch 128, 100 epochs, StepLR(20, 0.5) (its trainer.py used AdamW "
-        "wd 0.05, batch 256 and ReduceLROnPlateau on the val AUC, which the shared loop does not offer)"
-        for v in _RESNET
-    },
-    "pfn": "EnergyFlow PFN example: Adam 1e-3, batch 500, 50 epochs (not in the report)",
-    "particlenet": "ParticleNet paper: AdamW, batch 384, 20 epochs; its one-cycle lr (3e-4 -> 3e-3 -> ~0) "
-    "approximated by cosine decay from 3e-3 (not in the report)",
-    "particlenet_lite": "as particlenet",
-    "transformer": "ParT QG recipe: batch 512, 20 epochs, lr 1e-3; Ranger replaced by AdamW (wd 0.01) with "
-    "cosine decay (not in the report)",
-    "transformer_small": "as transformer",
-}
+_PRESET_DATA = load_presets("qg", {"source": str})
+#: model -> TrainConfig keyword arguments of its training preset (``jetcloud/presets/qg.yaml``).
+PRESETS: dict[str, dict[str, Any]] = {model: entry["settings"] for model, entry in _PRESET_DATA.items()}
+#: model -> where its preset comes from (``jetcloud/presets/qg.yaml``).
+PRESET_SOURCES: dict[str, str] = {model: entry["source"] for model, entry in _PRESET_DATA.items()}
 
 #: Per-particle features of the particle-level point clouds (coordinates last).
 PARTICLE_FEATURES = (

@@ -184,28 +184,6 @@ class TrainConfig:
         if self.num_workers < 0 or self.seed < 0:
             raise ValueError("TrainConfig: num_workers and seed must be >= 0")
 
-    @classmethod
-    def report_preset(cls, **overrides: Any) -> TrainConfig:
-        """The report version's settings (``jets_train.py`` @ 68ec39f): Adam, batch 24, 20 epochs, lr x 0.5
-        every 2 epochs, **lr 1e-9**.
-
-        The learning rate of 1e-9 (``0.001 / 1_000_000``) is a known mistake: it compensated the huge MSE of
-        MeV-scale labels; with it the weights barely move in 20 epochs. Override it (``lr=1e-3``) unless the
-        point is to reproduce the original.
-        """
-        settings: dict[str, Any] = {
-            "optimizer": "adam",
-            "lr": 1e-9,
-            "batch_size": 24,
-            "epochs": 20,
-            "schedule": "step",
-            "step_size": 2,
-            "gamma": 0.5,
-            "shuffle": False,
-        }
-        settings.update(overrides)
-        return cls(**settings)
-
 
 def bn_momentum_for_epoch(epoch: int, epochs: int, start: float = 0.5, end: float = 0.99) -> float:
     """Keras BatchNorm momentum of 0-based ``epoch``: ``min(start + (end - start) * epoch / epochs, end)``.
@@ -687,8 +665,105 @@ def _fit(
     callbacks: Sequence[Callback],
     ctx: _Dist,
 ) -> FitResult:
-    from tqdm.auto import tqdm
+    """The body of :func:`fit` once the process group is set up.
 
+    Set up (:func:`_build_engine`), resume or start over (:func:`_resume_or_start`), build the loaders
+    (:func:`_make_loaders`), then per epoch: train (:func:`_train_epoch`), validate (:func:`_epoch_row`), track the
+    best loss and early stopping (:func:`_record_epoch`), write checkpoints and history (:func:`_save_epoch`), wait
+    for every rank, call the callbacks.
+    """
+    engine = _build_engine(model, loss_fn, config, out_dir, ctx)
+    progress = _resume_or_start(engine, resume)
+    result_kw = {
+        "out_dir": out_dir,
+        "start_epoch": progress.start_epoch,
+        "checkpoints": {"last": engine.last_path, "best": engine.best_path} if config.checkpoint else {},
+    }
+    if progress.start_epoch >= config.epochs or progress.stopped:
+        stopped_note = ", stopped early" * progress.stopped
+        log.info("%s: training already complete (%d epochs%s)", out_dir, progress.start_epoch, stopped_note)
+        return FitResult(progress.history, progress.best_epoch, progress.best, progress.stopped, **result_kw)
+
+    loaders = _make_loaders(engine, train_dataset, val_dataset)
+    if ctx.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    for epoch in range(progress.start_epoch, config.epochs):
+        t_epoch = time.perf_counter()
+        lr, sums = _train_epoch(engine, loaders, epoch)
+        row = _epoch_row(engine, loaders.val, metrics, epoch, lr, sums, t_epoch)
+        improved, monitored = _record_epoch(progress, row, epoch, config, validated=loaders.val is not None)
+        _save_epoch(engine, progress, epoch, row, improved, monitored)
+        ctx.barrier()
+        for callback in callbacks:
+            callback(epoch + 1, row)
+        if progress.stopped:
+            log.info("early stopping after epoch %d: no improvement for %d epochs", epoch + 1, progress.bad_epochs)
+            break
+    return FitResult(progress.history, progress.best_epoch, progress.best, progress.stopped, **result_kw)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the steps of _fit
+# --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Engine:
+    """What the steps of one :func:`fit` call work with (built once by :func:`_build_engine`)."""
+
+    model: nn.Module  # the unwrapped model, on ``device``
+    optimizer: torch.optim.Optimizer
+    scheduler: Any  # None with schedule "none"
+    scaler: torch.amp.GradScaler
+    batchnorms: list[nn.modules.batchnorm._BatchNorm]
+    device: torch.device
+    amp: str  # config.amp, or "none" off CUDA
+    config: TrainConfig
+    ctx: _Dist
+    loss_fn: Callable[..., Tensor]
+    out_dir: Path
+
+    @property
+    def last_path(self) -> Path:
+        return self.out_dir / LAST_NAME
+
+    @property
+    def best_path(self) -> Path:
+        return self.out_dir / BEST_NAME
+
+    @property
+    def history_path(self) -> Path:
+        return self.out_dir / HISTORY_NAME
+
+
+@dataclass
+class _Progress:
+    """Where training stands after ``start_epoch`` completed epochs (what ``last.pt`` records besides states)."""
+
+    start_epoch: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    best: float = math.inf
+    best_epoch: int | None = None
+    bad_epochs: int = 0
+    stopped: bool = False
+
+
+@dataclass
+class _Loaders:
+    """The model to train (DDP-wrapped under torchrun), the training sampler and loaders, and the steps per epoch."""
+
+    train_model: nn.Module
+    sampler: DistributedSampler
+    train: DataLoader
+    val: DataLoader | None
+    steps: int
+
+
+def _build_engine(
+    model: nn.Module, loss_fn: Callable[..., Tensor], config: TrainConfig, out_dir: Path, ctx: _Dist
+) -> _Engine:
+    """Set-up step: move ``model`` to its device, build optimiser, schedule and AMP scaler (AMP is CUDA-only: off
+    elsewhere, with a warning)."""
     device = resolve_device(config.device, ctx.local_rank if ctx.active else None)
     amp = config.amp
     if amp != "none" and device.type != "cuda":
@@ -696,61 +771,100 @@ def _fit(
         amp = "none"
     inner = model.to(device)
     optimizer = _make_optimizer(inner, config)
-    scheduler = _make_scheduler(optimizer, config)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16")
-    batchnorms = _batchnorms(inner)
-    last_path, best_path, history_path = out_dir / LAST_NAME, out_dir / BEST_NAME, out_dir / HISTORY_NAME
+    return _Engine(
+        model=inner,
+        optimizer=optimizer,
+        scheduler=_make_scheduler(optimizer, config),
+        scaler=torch.amp.GradScaler("cuda", enabled=amp == "fp16"),
+        batchnorms=_batchnorms(inner),
+        device=device,
+        amp=amp,
+        config=config,
+        ctx=ctx,
+        loss_fn=loss_fn,
+        out_dir=out_dir,
+    )
 
-    start_epoch, history, best, best_epoch, bad_epochs, stopped = 0, [], math.inf, None, 0, False
-    checkpoint = None
-    if resume and config.checkpoint and last_path.is_file():
-        checkpoint = load_checkpoint(last_path, map_location=device)
-        _check_model(checkpoint, inner, last_path)
-        diffs = changed_settings(checkpoint.get("config") or {}, config)
-        if diffs:
-            log.warning("%s was written with other settings (%s): starting over", last_path, "; ".join(diffs))
-            checkpoint = None
+
+def _resume_or_start(engine: _Engine, resume: bool) -> _Progress:
+    """Resume step: continue from ``last.pt`` when :func:`_resumable_checkpoint` allows it (:func:`_restore`),
+    otherwise start over with ``random``, numpy and torch seeded with ``seed + rank``."""
+    checkpoint = _resumable_checkpoint(engine, resume)
     if checkpoint is not None:
-        inner.load_state_dict(checkpoint["model_state"])
-        optimizer.load_state_dict(checkpoint["optimizer_state"])
-        if scheduler is not None and checkpoint.get("scheduler_state") is not None:
-            scheduler.load_state_dict(checkpoint["scheduler_state"])
-        if checkpoint.get("scaler_state"):
-            scaler.load_state_dict(checkpoint["scaler_state"])
-        start_epoch = int(checkpoint["epoch"])
-        history = [dict(row) for row in checkpoint["history"]]
-        best, best_epoch = float(checkpoint["best_val_loss"]), checkpoint["best_epoch"]
-        bad_epochs, stopped = int(checkpoint["bad_epochs"]), bool(checkpoint["stopped_early"])
-        states = checkpoint["rng"]
-        _set_rng_state(states[ctx.rank] if len(states) == ctx.world else states[0])
-        if len(states) != ctx.world:
-            log.warning(
-                "checkpoint written by %d process(es), resuming with %d: RNG streams re-seeded", len(states), ctx.world
-            )
-            torch.manual_seed(config.seed + 1000 * start_epoch + ctx.rank)
-        log.info("resuming from %s after epoch %d", last_path, start_epoch)
-    else:
-        seed = config.seed + ctx.rank
-        random.seed(seed)
-        np.random.seed(seed % 2**32)  # noqa: NPY002
-        torch.manual_seed(seed)
-    result_kw = {
-        "out_dir": out_dir,
-        "start_epoch": start_epoch,
-        "checkpoints": {"last": last_path, "best": best_path} if config.checkpoint else {},
-    }
-    if start_epoch >= config.epochs or stopped:
-        log.info("%s: training already complete (%d epochs%s)", out_dir, start_epoch, ", stopped early" * stopped)
-        return FitResult(history, best_epoch, best, stopped, **result_kw)
+        return _restore(engine, checkpoint)
+    seed = engine.config.seed + engine.ctx.rank
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002
+    torch.manual_seed(seed)
+    return _Progress()
 
-    train_model: nn.Module = inner
+
+def _resumable_checkpoint(engine: _Engine, resume: bool) -> dict[str, Any] | None:
+    """``last.pt`` when training may continue from it, else None.
+
+    None without ``resume``, with ``config.checkpoint`` off, when the file is missing, or when it was written with
+    settings other than :data:`RESUMABLE_CHANGES` (a warning names them). A checkpoint of another model raises
+    :class:`CheckpointMismatchError`.
+    """
+    config, path = engine.config, engine.last_path
+    if not (resume and config.checkpoint and path.is_file()):
+        return None
+    checkpoint = load_checkpoint(path, map_location=engine.device)
+    _check_model(checkpoint, engine.model, path)
+    diffs = changed_settings(checkpoint.get("config") or {}, config)
+    if diffs:
+        log.warning("%s was written with other settings (%s): starting over", path, "; ".join(diffs))
+        return None
+    return checkpoint
+
+
+def _restore(engine: _Engine, checkpoint: Mapping[str, Any]) -> _Progress:
+    """Load model, optimiser, schedule, scaler and this rank's RNG states from ``checkpoint``; its progress.
+
+    With another number of processes than the checkpoint's, the RNG streams are re-seeded (a warning says so).
+    """
+    engine.model.load_state_dict(checkpoint["model_state"])
+    engine.optimizer.load_state_dict(checkpoint["optimizer_state"])
+    if engine.scheduler is not None and checkpoint.get("scheduler_state") is not None:
+        engine.scheduler.load_state_dict(checkpoint["scheduler_state"])
+    if checkpoint.get("scaler_state"):
+        engine.scaler.load_state_dict(checkpoint["scaler_state"])
+    progress = _Progress(
+        start_epoch=int(checkpoint["epoch"]),
+        history=[dict(row) for row in checkpoint["history"]],
+        best=float(checkpoint["best_val_loss"]),
+        best_epoch=checkpoint["best_epoch"],
+        bad_epochs=int(checkpoint["bad_epochs"]),
+        stopped=bool(checkpoint["stopped_early"]),
+    )
+    ctx, states = engine.ctx, checkpoint["rng"]
+    _set_rng_state(states[ctx.rank] if len(states) == ctx.world else states[0])
+    if len(states) != ctx.world:
+        log.warning(
+            "checkpoint written by %d process(es), resuming with %d: RNG streams re-seeded", len(states), ctx.world
+        )
+        torch.manual_seed(engine.config.seed + 1000 * progress.start_epoch + ctx.rank)
+    log.info("resuming from %s after epoch %d", engine.last_path, progress.start_epoch)
+    return progress
+
+
+def _make_loaders(engine: _Engine, train_dataset: Dataset, val_dataset: Dataset | None) -> _Loaders:
+    """Data step: wrap the model in DDP (several processes), shard the data and build the loaders.
+
+    The training set is sharded by ``DistributedSampler`` (shuffled per epoch from ``seed``); its last batch is
+    dropped when it would hold one sample and the model has BatchNorm. Validation shards are ``rank::world``.
+    """
+    config, ctx, device = engine.config, engine.ctx, engine.device
+    train_model: nn.Module = engine.model
     if ctx.active:
-        train_model = DistributedDataParallel(inner, device_ids=[device.index] if device.type == "cuda" else None)
+        train_model = DistributedDataParallel(
+            engine.model, device_ids=[device.index] if device.type == "cuda" else None
+        )
     sampler = DistributedSampler(
         train_dataset, num_replicas=ctx.world, rank=ctx.rank, shuffle=config.shuffle, seed=config.seed, drop_last=False
     )
     per_rank = len(sampler)
-    drop_last = bool(batchnorms) and per_rank > 1 and per_rank % config.batch_size == 1
+    drop_last = bool(engine.batchnorms) and per_rank > 1 and per_rank % config.batch_size == 1
     if drop_last:
         log.info("dropping the last training batch of every epoch: it would hold 1 sample (BatchNorm needs 2)")
     loader_kw = {"num_workers": config.num_workers, "seed": config.seed, "device": device}
@@ -759,143 +873,206 @@ def _fit(
     if val_dataset is not None and len(val_dataset) > 0:  # type: ignore[arg-type]
         shard = range(ctx.rank, len(val_dataset), ctx.world)  # type: ignore[arg-type]
         val_loader = _loader(val_dataset, config.batch_size, shard, **loader_kw)
-    steps = (
-        len(train_loader) if config.max_steps_per_epoch is None else min(len(train_loader), config.max_steps_per_epoch)
-    )
-    show = config.progress and ctx.is_main
-    if ctx.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
+    steps = len(train_loader)
+    if config.max_steps_per_epoch is not None:
+        steps = min(steps, config.max_steps_per_epoch)
+    return _Loaders(train_model, sampler, train_loader, val_loader, steps)
 
-    for epoch in range(start_epoch, config.epochs):
-        t_epoch = time.perf_counter()
-        sampler.set_epoch(epoch)
-        if config.bn_momentum_schedule:
-            keras = bn_momentum_for_epoch(epoch, config.epochs, config.bn_momentum_start, config.bn_momentum_end)
-            for bn in batchnorms:
-                bn.momentum = 1.0 - keras
-        lr = float(optimizer.param_groups[0]["lr"])
-        train_model.train()
-        loss_sum = reg_sum = 0.0
-        n_seen, seen_weight, wait = 0, 0.0, 0.0
-        batches = iter(train_loader)
-        bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not show, leave=False)
-        t_train = time.perf_counter()
-        for step in range(steps):
-            t_wait = time.perf_counter()
-            batch = next(batches)
-            wait += time.perf_counter() - t_wait
-            batch_weight = _batch_weight(loss_fn, batch)
-            inputs, target, weight = _split_batch(batch, device)
-            with _autocast(device, amp):
-                pred = train_model(inputs)
-            loss = _loss(loss_fn, pred.float(), target, weight)
-            reg_fn = getattr(inner, "regularization_loss", None)
-            reg = reg_fn() if callable(reg_fn) else None
-            total = loss if reg is None else loss + reg.float()
-            value = float(total.detach())
-            if ctx.any(not math.isfinite(value), device):
-                raise NonFiniteLossError(
-                    f"non-finite training loss at epoch {epoch + 1}, batch {step + 1} (of {steps}): loss "
-                    f"{float(loss.detach())!r}, regularisation {None if reg is None else float(reg.detach())!r} "
-                    f"(on rank {ctx.rank}: {value!r}); check the inputs for NaN/inf, lower lr or set grad_clip"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(total).backward()
-            if config.grad_clip is not None:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(inner.parameters(), config.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            n_seen += int(inputs.shape[0])
-            seen_weight += batch_weight
-            loss_sum += float(loss.detach()) * batch_weight
-            reg_sum += (value - float(loss.detach())) * batch_weight
-            bar.update(1)
-            if step % 10 == 0:
-                bar.set_postfix(loss=f"{value:.4g}")
-        bar.close()
-        train_s = time.perf_counter() - t_train
-        del batches
-        if scheduler is not None:
-            scheduler.step()
-        totals = ctx.sum([n_seen, seen_weight, loss_sum, reg_sum, wait, train_s], device)
-        n_total, weight_total, loss_total, reg_total, wait_total, train_s_total = totals
-        weight_total = weight_total if weight_total > 0 else 1.0
-        train_loss = loss_total / weight_total
-        row: dict[str, float] = {"epoch": epoch + 1, "train_loss": train_loss, "train_reg": reg_total / weight_total}
-        if val_loader is not None:
-            sums = ctx.sum(_evaluate_sums(inner, val_loader, loss_fn, metrics, device, amp), device)
-            n_val = sums[0] if sums[0] > 0 else 1.0
-            row["val_loss"] = sums[1] / n_val
-            row.update({f"val_{name}": sums[2 + i] / n_val for i, name in enumerate(metrics)})
-        else:
-            row["val_loss"] = math.nan
-        mean_train_s = train_s_total / ctx.world
-        row.update(
-            {
-                "lr": lr,
-                "epoch_s": time.perf_counter() - t_epoch,
-                "samples_per_s": n_total / mean_train_s if mean_train_s > 0 else math.nan,
-                "data_wait_frac": wait_total / train_s_total if train_s_total > 0 else math.nan,
-            }
+
+def _train_epoch(engine: _Engine, loaders: _Loaders, epoch: int) -> tuple[float, list[float]]:
+    """Epoch step: ``loaders.steps`` optimiser steps (:func:`_train_step`) on this rank's shard, then one schedule step.
+
+    Sets the shuffle order and (with ``bn_momentum_schedule``) the BatchNorm momentum of ``epoch`` first. Returns
+    the learning rate the epoch used and this rank's ``[samples, loss weight, weighted loss sum, weighted
+    regularisation sum, seconds waiting for data, seconds training]``.
+    """
+    from tqdm.auto import tqdm
+
+    config = engine.config
+    loaders.sampler.set_epoch(epoch)
+    if config.bn_momentum_schedule:
+        keras = bn_momentum_for_epoch(epoch, config.epochs, config.bn_momentum_start, config.bn_momentum_end)
+        for bn in engine.batchnorms:
+            bn.momentum = 1.0 - keras
+    lr = float(engine.optimizer.param_groups[0]["lr"])
+    loaders.train_model.train()
+    loss_sum = reg_sum = 0.0
+    n_seen, seen_weight, wait = 0, 0.0, 0.0
+    batches = iter(loaders.train)
+    show = config.progress and engine.ctx.is_main
+    bar = tqdm(total=loaders.steps, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not show, leave=False)
+    t_train = time.perf_counter()
+    for step in range(loaders.steps):
+        t_wait = time.perf_counter()
+        batch = next(batches)
+        wait += time.perf_counter() - t_wait
+        n, batch_weight, loss, value = _train_step(engine, loaders, batch, epoch, step)
+        n_seen += n
+        seen_weight += batch_weight
+        loss_sum += loss * batch_weight
+        reg_sum += (value - loss) * batch_weight
+        bar.update(1)
+        if step % 10 == 0:
+            bar.set_postfix(loss=f"{value:.4g}")
+    bar.close()
+    train_s = time.perf_counter() - t_train
+    del batches
+    if engine.scheduler is not None:
+        engine.scheduler.step()
+    return lr, [n_seen, seen_weight, loss_sum, reg_sum, wait, train_s]
+
+
+def _train_step(
+    engine: _Engine, loaders: _Loaders, batch: Any, epoch: int, step: int
+) -> tuple[int, float, float, float]:
+    """One optimiser step on ``batch``: ``(samples, loss weight of the batch, loss, loss + regularisation)``.
+
+    A NaN or infinite loss on any rank raises :class:`NonFiniteLossError` on every rank (before the update).
+    """
+    ctx, device, optimizer, scaler = engine.ctx, engine.device, engine.optimizer, engine.scaler
+    batch_weight = _batch_weight(engine.loss_fn, batch)
+    inputs, target, weight = _split_batch(batch, device)
+    with _autocast(device, engine.amp):
+        pred = loaders.train_model(inputs)
+    loss = _loss(engine.loss_fn, pred.float(), target, weight)
+    reg_fn = getattr(engine.model, "regularization_loss", None)
+    reg = reg_fn() if callable(reg_fn) else None
+    total = loss if reg is None else loss + reg.float()
+    value = float(total.detach())
+    if ctx.any(not math.isfinite(value), device):
+        raise NonFiniteLossError(
+            f"non-finite training loss at epoch {epoch + 1}, batch {step + 1} (of {loaders.steps}): loss "
+            f"{float(loss.detach())!r}, regularisation {None if reg is None else float(reg.detach())!r} "
+            f"(on rank {ctx.rank}: {value!r}); check the inputs for NaN/inf, lower lr or set grad_clip"
         )
-        history.append(row)
-        monitored = row["val_loss"] if val_loader is not None else train_loss
-        improved = monitored < best - config.min_delta
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(total).backward()
+    if engine.config.grad_clip is not None:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(engine.model.parameters(), engine.config.grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    return int(inputs.shape[0]), batch_weight, float(loss.detach()), value
+
+
+def _epoch_row(
+    engine: _Engine,
+    val_loader: DataLoader | None,
+    metrics: Mapping[str, Metric],
+    epoch: int,
+    lr: float,
+    sums: Sequence[float],
+    t_epoch: float,
+) -> dict[str, float]:
+    """Validate step: the history row of ``epoch`` from every rank's training ``sums`` (:func:`_train_epoch`),
+    the validation loss and metrics (:func:`_validate`) and the timings (``epoch_s`` from ``t_epoch``)."""
+    ctx = engine.ctx
+    n_total, weight_total, loss_total, reg_total, wait_total, train_s_total = ctx.sum(sums, engine.device)
+    weight_total = weight_total if weight_total > 0 else 1.0
+    row: dict[str, float] = {
+        "epoch": epoch + 1,
+        "train_loss": loss_total / weight_total,
+        "train_reg": reg_total / weight_total,
+    }
+    row.update(_validate(engine, val_loader, metrics))
+    mean_train_s = train_s_total / ctx.world
+    row.update(
+        {
+            "lr": lr,
+            "epoch_s": time.perf_counter() - t_epoch,
+            "samples_per_s": n_total / mean_train_s if mean_train_s > 0 else math.nan,
+            "data_wait_frac": wait_total / train_s_total if train_s_total > 0 else math.nan,
+        }
+    )
+    return row
+
+
+def _validate(engine: _Engine, val_loader: DataLoader | None, metrics: Mapping[str, Metric]) -> dict[str, float]:
+    """``val_loss`` and ``val_<metric>`` over the validation shards of every rank (``val_loss`` NaN without a
+    validation set)."""
+    if val_loader is None:
+        return {"val_loss": math.nan}
+    sums = _evaluate_sums(engine.model, val_loader, engine.loss_fn, metrics, engine.device, engine.amp)
+    sums = engine.ctx.sum(sums, engine.device)
+    n_val = sums[0] if sums[0] > 0 else 1.0
+    return {"val_loss": sums[1] / n_val, **{f"val_{name}": sums[2 + i] / n_val for i, name in enumerate(metrics)}}
+
+
+def _record_epoch(
+    progress: _Progress, row: dict[str, float], epoch: int, config: TrainConfig, validated: bool
+) -> tuple[bool, float]:
+    """Early-stopping step: append ``row`` to the history, update the best loss, the patience counter and
+    ``progress.stopped``; returns ``(improved, monitored loss)``.
+
+    The monitored loss is the validation loss, or the training loss without a validation set; an improvement
+    must exceed ``config.min_delta``. Training stops after ``patience`` epochs without one (never after the last).
+    """
+    progress.history.append(row)
+    monitored = row["val_loss"] if validated else row["train_loss"]
+    improved = monitored < progress.best - config.min_delta
+    if improved:
+        progress.best, progress.best_epoch, progress.bad_epochs = monitored, epoch + 1, 0
+    else:
+        progress.bad_epochs += 1
+    patience = config.patience
+    progress.stopped = patience is not None and progress.bad_epochs >= patience and epoch + 1 < config.epochs
+    return improved, monitored
+
+
+def _save_epoch(
+    engine: _Engine, progress: _Progress, epoch: int, row: Mapping[str, float], improved: bool, monitored: float
+) -> None:
+    """Checkpoint step: gather every rank's RNG states, then on rank 0 write ``best.pt`` (when ``improved``),
+    ``last.pt`` (both only with ``config.checkpoint``) and ``history.csv``, and log the epoch."""
+    config = engine.config
+    rng = _gather_rng(engine.ctx) if config.checkpoint else []
+    if not engine.ctx.is_main:
+        return
+    spec = model_spec(engine.model)
+    if config.checkpoint:
         if improved:
-            best, best_epoch, bad_epochs = monitored, epoch + 1, 0
-        else:
-            bad_epochs += 1
-        stopped = config.patience is not None and bad_epochs >= config.patience and epoch + 1 < config.epochs
-        rng = _gather_rng(ctx) if config.checkpoint else []
-        if ctx.is_main:
-            spec = model_spec(inner)
-            if config.checkpoint:
-                if improved:
-                    _save(
-                        best_path,
-                        {
-                            "format": CHECKPOINT_FORMAT,
-                            "model": spec,
-                            "model_state": inner.state_dict(),
-                            "epoch": epoch + 1,
-                            "val_loss": monitored,
-                        },
-                    )
-                _save(
-                    last_path,
-                    {
-                        "format": CHECKPOINT_FORMAT,
-                        "model": spec,
-                        "model_state": inner.state_dict(),
-                        "optimizer_state": optimizer.state_dict(),
-                        "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
-                        "scaler_state": scaler.state_dict() if scaler.is_enabled() else None,
-                        "epoch": epoch + 1,
-                        "best_val_loss": best,
-                        "best_epoch": best_epoch,
-                        "bad_epochs": bad_epochs,
-                        "stopped_early": stopped,
-                        "history": history,
-                        "rng": rng,
-                        "config": asdict(config),
-                        "world_size": ctx.world,
-                    },
-                )
-            _write_history(history_path, history)
-            log.info(
-                "epoch %d/%d: train %.5g, val %.5g, %.1f samples/s, data wait %.1f%%",
-                epoch + 1,
-                config.epochs,
-                train_loss,
-                row["val_loss"],
-                row["samples_per_s"],
-                100 * row["data_wait_frac"],
+            _save(
+                engine.best_path,
+                {
+                    "format": CHECKPOINT_FORMAT,
+                    "model": spec,
+                    "model_state": engine.model.state_dict(),
+                    "epoch": epoch + 1,
+                    "val_loss": monitored,
+                },
             )
-        ctx.barrier()
-        for callback in callbacks:
-            callback(epoch + 1, row)
-        if stopped:
-            log.info("early stopping after epoch %d: no improvement for %d epochs", epoch + 1, bad_epochs)
-            break
-    return FitResult(history, best_epoch, best, stopped, **result_kw)
+        _save(engine.last_path, _last_state(engine, progress, epoch, spec, rng))
+    _write_history(engine.history_path, progress.history)
+    log.info(
+        "epoch %d/%d: train %.5g, val %.5g, %.1f samples/s, data wait %.1f%%",
+        epoch + 1,
+        config.epochs,
+        row["train_loss"],
+        row["val_loss"],
+        row["samples_per_s"],
+        100 * row["data_wait_frac"],
+    )
+
+
+def _last_state(
+    engine: _Engine, progress: _Progress, epoch: int, spec: Mapping[str, Any], rng: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The contents of ``last.pt`` after ``epoch``: everything :func:`_restore` needs to continue."""
+    scheduler, scaler = engine.scheduler, engine.scaler
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "model": spec,
+        "model_state": engine.model.state_dict(),
+        "optimizer_state": engine.optimizer.state_dict(),
+        "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
+        "scaler_state": scaler.state_dict() if scaler.is_enabled() else None,
+        "epoch": epoch + 1,
+        "best_val_loss": progress.best,
+        "best_epoch": progress.best_epoch,
+        "bad_epochs": progress.bad_epochs,
+        "stopped_early": progress.stopped,
+        "history": progress.history,
+        "rng": rng,
+        "config": asdict(engine.config),
+        "world_size": engine.ctx.world,
+    }

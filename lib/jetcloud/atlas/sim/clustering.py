@@ -376,18 +376,40 @@ def topo_cluster(
     the MLTree selection, or pass its cuts here).
     """
     energy = np.asarray(energy)
+    n_events, n_cells, geo = _check_inputs(energy, geometry)
+    grow_lim = (np.float32(grow_threshold) * geo.sigma).astype(np.float32)
+    cell_lim = (np.float32(cell_threshold) * geo.sigma).astype(np.float32)
+    flat = energy.reshape(-1)
+    seed_g = _find_seeds(energy, geo.sigma, seed_threshold, seed_abs)
+    if not len(seed_g):
+        return empty_clusters(n_events)
+    m_g, m_label, n_proto, slot = _proto_clusters(flat, n_events, n_cells, geo, seed_g, grow_lim, cell_lim, use_abs)
+    # --- membership rows (cluster id, node, weight) ---
+    m_cell = m_g % n_cells
+    m_e = flat[m_g].astype(np.float64)
+    if split:
+        cfg = (split_samplings, split_e_min, split_min_neighbours, shower_size_mm)
+        rows = _split(m_g, m_cell, m_label, m_e, n_proto, n_cells, slot, geo, cfg)
+    else:
+        rows = _unsplit_rows(m_g, m_label, n_proto, n_cells)
+    cuts = (e_min, e_max, abs_eta_max)
+    return _moments(n_events, n_cells, flat, geo, slot, len(m_g), *rows, front_r_mm, front_z_mm, cuts)
+
+
+def _check_inputs(energy: np.ndarray, geometry: Any) -> tuple[int, int, _GeoArrays]:
+    """Check the energy shape against the geometry; return ``(n_events, n_cells, geometry arrays)``."""
     if energy.ndim != 2:
         raise ValueError(f"energy must be (n_events, n_cells), got shape {energy.shape}")
     n_events, n_cells = energy.shape
     geo = _geometry_arrays(geometry)
     if geo.shape != (n_cells, n_cells):
         raise ValueError(f"adjacency shape {geo.shape} does not match {n_cells} cells")
-    indptr, indices, sigma = geo.indptr, geo.indices, geo.sigma
-    grow_lim = (np.float32(grow_threshold) * sigma).astype(np.float32)
-    cell_lim = (np.float32(cell_threshold) * sigma).astype(np.float32)
-    flat = energy.reshape(-1)
+    return n_events, n_cells, geo
 
-    # --- seeds (blocked scan keeps temporaries small) ---
+
+def _find_seeds(energy: np.ndarray, sigma: np.ndarray, seed_threshold: float, seed_abs: bool) -> np.ndarray:
+    """Seed nodes ``g`` (int64, ascending) with ``S > seed_threshold``, by a blocked scan (small temporaries)."""
+    n_events, n_cells = energy.shape
     seed_lim = np.float32(seed_threshold) * sigma
     seeds = []
     block = max(1, (1 << 22) // max(n_cells, 1))
@@ -395,11 +417,63 @@ def topo_cluster(
         rows = energy[start : start + block]
         vals = np.abs(rows) if seed_abs else rows
         seeds.append(np.flatnonzero(vals > seed_lim) + start * n_cells)
-    seed_g = np.concatenate(seeds).astype(np.int64) if seeds else np.zeros(0, np.int64)
-    if not len(seed_g):
-        return empty_clusters(n_events)
+    return np.concatenate(seeds).astype(np.int64) if seeds else np.zeros(0, np.int64)
 
-    # --- growth: BFS over growing cells of all events at once ---
+
+def _proto_clusters(
+    flat: np.ndarray,
+    n_events: int,
+    n_cells: int,
+    geo: _GeoArrays,
+    seed_g: np.ndarray,
+    grow_lim: np.ndarray,
+    cell_lim: np.ndarray,
+    use_abs: bool,
+) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+    """Grow the seeds, label the proto-clusters and add the perimeter: ``(m_g, m_label, n_proto, slot)``.
+
+    ``m_g``: clustered nodes, ascending (grouped by event, then cell); ``m_label``: their proto-cluster;
+    ``slot[g] - 1``: row of node ``g`` in ``m_g`` (-1 if not clustered).
+    """
+    visited, grow_g, edges, perimeter, n_iter = _grow(flat, n_cells, geo, seed_g, grow_lim, cell_lim, use_abs)
+    slot, n_proto, grow_label = _label_growing(flat.size, grow_g, *edges)
+    in_cluster, per_g, per_label = _perimeter(flat, n_cells, geo.sigma, slot, grow_label, n_proto, *perimeter)
+    in_cluster |= visited
+    del visited
+    m_g = np.flatnonzero(in_cluster)  # ascending: grouped by event, then cell
+    del in_cluster
+    slot[m_g] = np.arange(1, len(m_g) + 1, dtype=slot.dtype)  # from here on: node -> row of m_g
+    m_label = np.empty(len(m_g), np.int64)
+    m_label[slot[grow_g] - 1] = grow_label
+    m_label[slot[per_g] - 1] = per_label
+    log.debug(
+        "topo_cluster: %d events, %d seeds, %d iterations, %d proto-clusters, %d growing + %d perimeter",
+        n_events,
+        len(seed_g),
+        n_iter,
+        n_proto,
+        len(grow_g),
+        len(per_g),
+    )
+    return m_g, m_label, n_proto, slot
+
+
+def _grow(
+    flat: np.ndarray,
+    n_cells: int,
+    geo: _GeoArrays,
+    seed_g: np.ndarray,
+    grow_lim: np.ndarray,
+    cell_lim: np.ndarray,
+    use_abs: bool,
+) -> tuple[np.ndarray, np.ndarray, tuple[list, list], tuple[list, list], int]:
+    """Breadth-first growth from all seeds of all events at once through the cells above ``grow_lim``.
+
+    Returns the visited mask, the growing nodes ``grow_g`` (seeds included, ascending), the growth edges
+    (source, destination node lists), the perimeter pairs (growing node, perimeter node lists) and the
+    number of iterations.
+    """
+    indptr, indices = geo.indptr, geo.indices
     visited = np.zeros(flat.size, bool)
     visited[seed_g] = True
     reached = [seed_g]
@@ -425,18 +499,39 @@ def topo_cluster(
         reached.append(new)
         frontier = new
     grow_g = np.sort(np.concatenate(reached))
+    return visited, grow_g, (edge_src, edge_dst), (per_src, per_dst), n_iter
+
+
+def _label_growing(size: int, grow_g: np.ndarray, edge_src: list, edge_dst: list) -> tuple[np.ndarray, int, np.ndarray]:
+    """Node -> row map ``slot`` of the growing nodes and their proto-cluster labels (connected components)."""
     # Dense node -> row maps (1 + row, 0: none) replace searchsorted lookups; np.zeros is lazily zeroed memory.
-    slot_dtype = np.int32 if flat.size < np.iinfo(np.int32).max else np.int64
-    slot = np.zeros(flat.size, slot_dtype)
+    slot_dtype = np.int32 if size < np.iinfo(np.int32).max else np.int64
+    slot = np.zeros(size, slot_dtype)
     slot[grow_g] = np.arange(1, len(grow_g) + 1, dtype=slot_dtype)
     esrc = slot[np.concatenate(edge_src)] - 1
     edst = slot[np.concatenate(edge_dst)] - 1
     graph = sp.coo_matrix((np.ones(len(esrc), np.int8), (esrc, edst)), shape=(len(grow_g),) * 2).tocsr()
     n_proto, grow_label = connected_components(graph, directed=False)
     grow_label = grow_label.astype(np.int64)
+    return slot, n_proto, grow_label
 
-    # --- perimeter: attach to the cluster of the most significant neighbouring growing cell ---
-    # (ties: lowest cluster id), as a per-cell maximum of the significance, then a minimum of the label
+
+def _perimeter(
+    flat: np.ndarray,
+    n_cells: int,
+    sigma: np.ndarray,
+    slot: np.ndarray,
+    grow_label: np.ndarray,
+    n_proto: int,
+    per_src: list,
+    per_dst: list,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Perimeter nodes and their labels: the cluster of the most significant neighbouring growing cell.
+
+    Ties go to the lowest cluster id (a per-cell maximum of the significance, then a minimum of the label).
+    Returns the mask of perimeter nodes, the perimeter nodes ``per_g`` (ascending) and their labels; sets
+    ``slot[per_g]`` to ``1 + row`` in ``per_g``.
+    """
     p_src = np.concatenate(per_src)
     p_dst = np.concatenate(per_dst)
     p_lab = grow_label[slot[p_src] - 1]
@@ -444,69 +539,23 @@ def topo_cluster(
     in_cluster = np.zeros(flat.size, bool)
     in_cluster[p_dst] = True
     per_g = np.flatnonzero(in_cluster)
-    slot[per_g] = np.arange(1, len(per_g) + 1, dtype=slot_dtype)
+    slot[per_g] = np.arange(1, len(per_g) + 1, dtype=slot.dtype)
     p_row = slot[p_dst] - 1
     best_sig = np.full(len(per_g), -np.inf, p_sig.dtype)
     np.maximum.at(best_sig, p_row, p_sig)
     tie = p_sig == best_sig[p_row]
     per_label = np.full(len(per_g), n_proto, np.int64)
     np.minimum.at(per_label, p_row[tie], p_lab[tie])
+    return in_cluster, per_g, per_label
 
-    in_cluster |= visited
-    del visited
-    m_g = np.flatnonzero(in_cluster)  # ascending: grouped by event, then cell
-    del in_cluster
-    slot[m_g] = np.arange(1, len(m_g) + 1, dtype=slot_dtype)  # from here on: node -> row of m_g
-    m_label = np.empty(len(m_g), np.int64)
-    m_label[slot[grow_g] - 1] = grow_label
-    m_label[slot[per_g] - 1] = per_label
-    log.debug(
-        "topo_cluster: %d events, %d seeds, %d iterations, %d proto-clusters, %d growing + %d perimeter",
-        n_events,
-        len(seed_g),
-        n_iter,
-        n_proto,
-        len(grow_g),
-        len(per_g),
-    )
 
-    # --- membership rows (cluster id, node, weight) ---
-    m_cell = m_g % n_cells
-    m_e = flat[m_g].astype(np.float64)
-    if split:
-        rows_cl, rows_g, rows_w, cl_event = _split(
-            m_g,
-            m_cell,
-            m_label,
-            m_e,
-            n_proto,
-            n_cells,
-            slot,
-            geo,
-            split_samplings,
-            split_e_min,
-            split_min_neighbours,
-            shower_size_mm,
-        )
-    else:
-        rows_cl, rows_g, rows_w = m_label, m_g, np.ones(len(m_g), np.float64)
-        cl_event = np.zeros(n_proto, np.int64)
-        cl_event[m_label] = m_g // n_cells
-    return _moments(
-        n_events,
-        n_cells,
-        flat,
-        geo,
-        slot,
-        len(m_g),
-        rows_cl,
-        rows_g,
-        rows_w,
-        cl_event,
-        front_r_mm,
-        front_z_mm,
-        (e_min, e_max, abs_eta_max),
-    )
+def _unsplit_rows(
+    m_g: np.ndarray, m_label: np.ndarray, n_proto: int, n_cells: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Membership rows of the proto-clusters as they are: (cluster id, node g, weight 1), event per cluster."""
+    cl_event = np.zeros(n_proto, np.int64)
+    cl_event[m_label] = m_g // n_cells
+    return m_label, m_g, np.ones(len(m_g), np.float64), cl_event
 
 
 def _cartesian(geometry: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -527,31 +576,61 @@ def _split(
     n_cells: int,
     slot: np.ndarray,
     geo: _GeoArrays,
-    split_samplings: tuple[int, ...],
-    split_e_min: float,
-    split_min_neighbours: int,
-    shower_size_mm: float,
+    cfg: tuple[tuple[int, ...], float, int, float],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Split proto-clusters with >= 2 local maxima; return membership rows and the event of each cluster.
 
-    ``slot[g] - 1`` is the row of node ``g`` in ``m_g`` (-1 if not clustered). Returns (cluster id, node g,
+    ``slot[g] - 1`` is the row of node ``g`` in ``m_g`` (-1 if not clustered); ``cfg`` is
+    ``(split_samplings, split_e_min, split_min_neighbours, shower_size_mm)``. Returns (cluster id, node g,
     weight) per membership row and ``event`` per cluster id. Unsplit proto-clusters keep their id; split
     clusters get ids ``n_proto + k``.
     """
-    indptr, indices = geo.indptr, geo.indices
-    cl_event = np.zeros(n_proto, np.int64)
-    cl_event[m_label] = m_g // n_cells
+    split_samplings, split_e_min, split_min_neighbours, shower_size_mm = cfg
+    no_split = _unsplit_rows(m_g, m_label, n_proto, n_cells)
+    cl_event = no_split[3]  # event of each proto-cluster
     cand = np.isin(geo.sampling[m_cell], np.asarray(split_samplings)) & (m_e > split_e_min)
-    no_split = (m_label, m_g, np.ones(len(m_g), np.float64), cl_event)
     if cand.sum() < 2:
         return no_split
-    # in-cluster edges of the cells in proto-clusters that have >= 2 candidates
+    # sub nodes: the cells of the proto-clusters that have >= 2 candidates
     n_cand = np.bincount(m_label[cand], minlength=n_proto)
-    in_sub = n_cand[m_label] >= 2
-    sub = np.flatnonzero(in_sub)  # member index of each sub node
+    sub = np.flatnonzero(n_cand[m_label] >= 2)  # member index of each sub node
     if not len(sub):
         return no_split
-    src, nb = _expand(m_cell[sub], indptr, indices)
+    src, dst = _split_edges(m_g, m_cell, m_label, sub, slot, geo)
+    lab_sub = m_label[sub]
+    is_max = _local_maxima(m_e, sub, cand[sub], src, dst, split_min_neighbours)
+    split_parent = np.bincount(lab_sub[is_max], minlength=n_proto) >= 2
+    if not split_parent.any():
+        return no_split
+    keep_node = split_parent[lab_sub]  # sub nodes in split parents
+    e_sub = m_e[sub]
+    max_nodes = np.flatnonzero(is_max & keep_node)  # sub nodes, ascending => grouped by g
+    own1, own2, n_iter = _split_ownership(src, dst, keep_node, max_nodes, e_sub[max_nodes], lab_sub, n_proto)
+    log.debug(
+        "cluster splitting: %d parents -> %d clusters, %d iterations, %d shared cells",
+        int(split_parent.sum()),
+        len(max_nodes),
+        n_iter,
+        int((own2 >= 0).sum()),
+    )
+    sh, a, b, w1 = _shared_cell_weights(geo, m_cell[sub], e_sub, keep_node, own1, own2, max_nodes, shower_size_mm)
+    # membership rows: unsplit parents as they were, split clusters as n_proto + k
+    unsplit = ~split_parent[m_label]
+    unsh = np.flatnonzero(keep_node & (own2 < 0))
+    rows_cl = np.concatenate([m_label[unsplit], n_proto + own1[unsh], n_proto + a, n_proto + b])
+    rows_g = np.concatenate([m_g[unsplit], m_g[sub[unsh]], m_g[sub[sh]], m_g[sub[sh]]])
+    rows_w = np.concatenate([np.ones(int(unsplit.sum())), np.ones(len(unsh)), w1, 1.0 - w1])
+    cl_event = np.concatenate([cl_event, m_g[sub[max_nodes]] // n_cells])
+    # zero-weight rows (w1 underflow) would be empty memberships: drop them
+    ok = rows_w > 0
+    return rows_cl[ok], rows_g[ok], rows_w[ok], cl_event
+
+
+def _split_edges(
+    m_g: np.ndarray, m_cell: np.ndarray, m_label: np.ndarray, sub: np.ndarray, slot: np.ndarray, geo: _GeoArrays
+) -> tuple[np.ndarray, np.ndarray]:
+    """In-cluster edges between the sub nodes (same proto-cluster): ``(src, dst)`` as sub indices."""
+    src, nb = _expand(m_cell[sub], geo.indptr, geo.indices)
     nb_g = (m_g[sub] - m_cell[sub])[src] + nb
     pos = slot[nb_g].astype(np.int64) - 1
     found = pos >= 0
@@ -562,26 +641,41 @@ def _split(
     n_sub = len(sub)
     sub_of_member = np.full(len(m_g), -1, np.int64)
     sub_of_member[sub] = np.arange(n_sub)
-    dst = sub_of_member[dst_m]
-    # local maxima
+    return src, sub_of_member[dst_m]
+
+
+def _local_maxima(
+    m_e: np.ndarray, sub: np.ndarray, cand_sub: np.ndarray, src: np.ndarray, dst: np.ndarray, min_neighbours: int
+) -> np.ndarray:
+    """Sub nodes that are candidates, above every in-cluster neighbour, with >= ``min_neighbours`` of them."""
+    n_sub = len(sub)
     n_in = np.bincount(src, minlength=n_sub)
     max_nb = np.full(n_sub, -np.inf)
     np.maximum.at(max_nb, src, m_e[sub[dst]])
     e_sub = m_e[sub]
-    is_max = cand[sub] & (n_in >= split_min_neighbours) & (e_sub > max_nb)
-    n_max = np.bincount(lab_sub[is_max], minlength=n_proto)
-    split_parent = n_max >= 2
-    if not split_parent.any():
-        return no_split
-    # restrict to the split parents
-    keep_node = split_parent[lab_sub]
+    return cand_sub & (n_in >= min_neighbours) & (e_sub > max_nb)
+
+
+def _split_ownership(
+    src: np.ndarray,
+    dst: np.ndarray,
+    keep_node: np.ndarray,
+    max_nodes: np.ndarray,
+    max_e: np.ndarray,
+    lab_sub: np.ndarray,
+    n_proto: int,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Re-grow the split parents from their maxima: ``(own1, own2, n_iter)``, split ids per sub node.
+
+    ``own1`` is the (first) split cluster of each sub node of a split parent, ``own2`` the second one of a
+    shared node (-1 elsewhere).
+    """
+    n_sub = len(keep_node)
     keep_edge = keep_node[src]
     src, dst = src[keep_edge], dst[keep_edge]
     graph = sp.csr_matrix((np.ones(len(src), np.int8), (src, dst)), shape=(n_sub, n_sub))
     gptr, gind = graph.indptr.astype(np.int64), graph.indices.astype(np.int64)
-    max_nodes = np.flatnonzero(is_max & keep_node)  # sub nodes, ascending => grouped by g
     n_split = len(max_nodes)
-    max_e = e_sub[max_nodes]
     rank = np.empty(n_split, np.int64)  # rank of each maximum by descending energy (tie: lower id)
     rank[np.lexsort((np.arange(n_split), -max_e))] = np.arange(n_split)
     own1 = np.full(n_sub, -1, np.int64)
@@ -589,9 +683,28 @@ def _split(
     own1[max_nodes] = np.arange(n_split)
     inv_rank = np.empty(n_split, np.int64)  # split id of each rank
     inv_rank[rank] = np.arange(n_split)
+    n_iter = _grow_shared(max_nodes, gptr, gind, rank, inv_rank, own1, own2)
+    n_iter += _grow_attach(gptr, gind, rank, inv_rank, own1)
+    lost = np.flatnonzero(keep_node & (own1 < 0))
+    if len(lost):  # disconnected inside the parent (asymmetric adjacency): most energetic maximum
+        _assign_lost(lost, own1, max_nodes, max_e, lab_sub, n_proto)
+    return own1, own2, n_iter
+
+
+def _grow_shared(
+    max_nodes: np.ndarray,
+    gptr: np.ndarray,
+    gind: np.ndarray,
+    rank: np.ndarray,
+    inv_rank: np.ndarray,
+    own1: np.ndarray,
+    own2: np.ndarray,
+) -> int:
+    """Phase 1: competitive growth from all maxima with sharing; shared cells stop. Fills ``own1``/``own2``."""
+    n_split = len(rank)
     frontier = max_nodes
     n_iter = 0
-    while len(frontier):  # phase 1: competitive growth with sharing; shared cells stop
+    while len(frontier):
         n_iter += 1
         s, d = _expand(frontier, gptr, gind)
         o = own1[frontier][s]
@@ -608,8 +721,15 @@ def _split(
         shared = counts >= 2
         own2[nodes[shared]] = inv_rank[r[first[shared] + 1]]
         frontier = nodes[~shared]
+    return n_iter
+
+
+def _grow_attach(gptr: np.ndarray, gind: np.ndarray, rank: np.ndarray, inv_rank: np.ndarray, own1: np.ndarray) -> int:
+    """Phase 2: attach the cells cut off behind shared cells to ``own1``, without sharing."""
+    n_split = len(rank)
     frontier = np.flatnonzero(own1 >= 0)
-    while len(frontier):  # phase 2: attach cells cut off behind shared cells, no sharing
+    n_iter = 0
+    while len(frontier):
         n_iter += 1
         s, d = _expand(frontier, gptr, gind)
         o = own1[frontier][s]
@@ -622,25 +742,38 @@ def _split(
         first = _first_per_group(d)
         own1[d[first]] = inv_rank[r[first]]
         frontier = d[first]
-    lost = np.flatnonzero(keep_node & (own1 < 0))
-    if len(lost):  # disconnected inside the parent (asymmetric adjacency): most energetic maximum
-        log.warning("cluster splitting: %d cells not reachable from a maximum", len(lost))
-        best = np.full(n_proto, -1, np.int64)
-        order = np.lexsort((-max_e, lab_sub[max_nodes]))
-        lab_sorted = lab_sub[max_nodes][order]
-        best[lab_sorted[_first_per_group(lab_sorted)]] = order[_first_per_group(lab_sorted)]
-        own1[lost] = best[lab_sub[lost]]
-    log.debug(
-        "cluster splitting: %d parents -> %d clusters, %d iterations, %d shared cells",
-        int(split_parent.sum()),
-        n_split,
-        n_iter,
-        int((own2 >= 0).sum()),
-    )
+    return n_iter
 
-    # weights of shared cells
+
+def _assign_lost(
+    lost: np.ndarray, own1: np.ndarray, max_nodes: np.ndarray, max_e: np.ndarray, lab_sub: np.ndarray, n_proto: int
+) -> None:
+    """Give the sub nodes ``lost`` (unreachable from any maximum) to the most energetic maximum of their parent."""
+    log.warning("cluster splitting: %d cells not reachable from a maximum", len(lost))
+    best = np.full(n_proto, -1, np.int64)
+    order = np.lexsort((-max_e, lab_sub[max_nodes]))
+    lab_sorted = lab_sub[max_nodes][order]
+    best[lab_sorted[_first_per_group(lab_sorted)]] = order[_first_per_group(lab_sorted)]
+    own1[lost] = best[lab_sub[lost]]
+
+
+def _shared_cell_weights(
+    geo: _GeoArrays,
+    cell_sub: np.ndarray,
+    e_sub: np.ndarray,
+    keep_node: np.ndarray,
+    own1: np.ndarray,
+    own2: np.ndarray,
+    max_nodes: np.ndarray,
+    shower_size_mm: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Shared sub nodes ``sh``, their two split clusters ``a``, ``b`` and the weight ``w1`` of ``a``.
+
+    ``w1 = E1 / (E1 + r E2)``, ``r = exp(d1 - d2)`` (see the module docstring), with the energies and
+    barycentres of the split clusters from their unshared cells.
+    """
     x, y, z = geo.x, geo.y, geo.z
-    cell_sub = m_cell[sub]
+    n_split = len(max_nodes)
     sel = keep_node & (own2 < 0)
     w_pos = np.where(e_sub[sel] > 0, e_sub[sel], 0.0)
     o = own1[sel]
@@ -659,17 +792,7 @@ def _split(
     e1 = np.maximum(e_split[a], 1e-6)
     e2 = np.maximum(e_split[b], 1e-6)
     w1 = e1 / (e1 + np.exp(np.clip(d1 - d2, -50, 50)) * e2)
-
-    # membership rows: unsplit parents as they were, split clusters as n_proto + k
-    unsplit = ~split_parent[m_label]
-    unsh = np.flatnonzero(keep_node & (own2 < 0))
-    rows_cl = np.concatenate([m_label[unsplit], n_proto + own1[unsh], n_proto + a, n_proto + b])
-    rows_g = np.concatenate([m_g[unsplit], m_g[sub[unsh]], m_g[sub[sh]], m_g[sub[sh]]])
-    rows_w = np.concatenate([np.ones(int(unsplit.sum())), np.ones(len(unsh)), w1, 1.0 - w1])
-    cl_event = np.concatenate([cl_event, m_g[sub[max_nodes]] // n_cells])
-    # zero-weight rows (w1 underflow) would be empty memberships: drop them
-    ok = rows_w > 0
-    return rows_cl[ok], rows_g[ok], rows_w[ok], cl_event
+    return sh, a, b, w1
 
 
 def _moments(
@@ -695,58 +818,18 @@ def _moments(
     n_cl = len(cl_event)
     n_mem = np.bincount(rows_cl, minlength=n_cl)
     present = n_mem > 0
-    cell = rows_g % n_cells
-    we = rows_w * flat[rows_g].astype(np.float64)
-    e = np.bincount(rows_cl, we, minlength=n_cl)
-    pos_e = np.where(we > 0, we, 0.0)
-    sum_pos = np.bincount(rows_cl, pos_e, minlength=n_cl)
-    wt = np.where(sum_pos[rows_cl] > 0, pos_e, 1.0)
-    norm = np.bincount(rows_cl, wt, minlength=n_cl)
-    norm = np.where(norm > 0, norm, 1.0)
-
-    def mean(v: np.ndarray) -> np.ndarray:
-        return np.bincount(rows_cl, wt * v, minlength=n_cl) / norm
-
-    eta = mean(geo.eta[cell])
-    e_min, e_max, abs_eta_max = cuts
-    if e_min is not None or e_max is not None or abs_eta_max is not None:
-        keep = present.copy()
-        if e_min is not None:
-            keep &= e >= e_min
-        if e_max is not None:
-            keep &= e <= e_max
-        if abs_eta_max is not None:
-            keep &= np.abs(eta) <= abs_eta_max
+    cell, we, e, pos_e, sum_pos, wt, norm = _energy_weights(n_cells, flat, rows_cl, rows_g, rows_w, n_cl)
+    eta = _weighted_mean(rows_cl, wt, norm, geo.eta[cell])
+    keep = _cut_mask(present, e, eta, cuts)
+    if keep is not None:
         row_keep = keep[rows_cl]
         rows_cl, rows_g, rows_w, cell, we, pos_e, wt = (
             v[row_keep] for v in (rows_cl, rows_g, rows_w, cell, we, pos_e, wt)
         )
         present = keep
-    phi = np.arctan2(mean(geo.sin_phi[cell]), mean(geo.cos_phi[cell]))
-    phi = np.where(phi <= -np.pi, phi + 2 * np.pi, phi)
-    cx, cy, cz = mean(geo.x[cell]), mean(geo.y[cell]), mean(geo.z[cell])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        center_mag = np.sqrt(cx**2 + cy**2 + cz**2)
-        rho = np.hypot(cx, cy)
-        l_barrel = np.where(rho > 0, front_r_mm * center_mag / rho, np.inf)
-        l_endcap = np.where(np.abs(cz) > 0, front_z_mm * center_mag / np.abs(cz), np.inf)
-        center_lambda = center_mag - np.minimum(l_barrel, l_endcap)
-        if geo.volume is not None:
-            vol = geo.volume[cell]
-            dens = np.where((pos_e > 0) & (vol > 0), pos_e / vol, 0.0)
-            first_eng_dens = np.bincount(rows_cl, pos_e * dens, minlength=n_cl) / sum_pos
-            first_eng_dens = np.where(sum_pos > 0, first_eng_dens, np.nan)
-        else:
-            first_eng_dens = np.full(n_cl, np.nan)
-
-    # MLTree order: event ascending, E descending, ties by formation order (lexsort is stable)
-    ids = np.flatnonzero(present)
-    order = ids[np.lexsort((-e[ids], cl_event[ids]))]
-    n_out = len(order)
-    new_id = np.full(n_cl, -1, np.int64)
-    new_id[order] = np.arange(n_out)
-    row_new = new_id[rows_cl]
-    _, row_order = sort_stable(row_new * n_cells + cell)  # by cluster, then cell (pairs are unique)
+    phi, center_mag, center_lambda = _position_moments(geo, rows_cl, wt, norm, cell, front_r_mm, front_z_mm)
+    first_eng_dens = _first_eng_dens(geo, rows_cl, cell, pos_e, sum_pos)
+    order, row_new, row_order = _mltree_order(present, e, cl_event, rows_cl, cell, n_cells)
     counts = n_mem[order]
     out_cell = cell[row_order]
     isolation = _isolation(n_cells, geo, slot, n_nodes, row_new, rows_g, cell, pos_e, cl_event[order], counts, out_cell)
@@ -767,6 +850,102 @@ def _moments(
         "energy": we[row_order].astype(np.float32),
     }
     return _finish(n_events, cols)
+
+
+def _energy_weights(
+    n_cells: int, flat: np.ndarray, rows_cl: np.ndarray, rows_g: np.ndarray, rows_w: np.ndarray, n_cl: int
+) -> tuple[np.ndarray, ...]:
+    """Per-row cell, weighted and positive energies, barycentre weights; per-cluster sums and weight norms.
+
+    Returns ``(cell, we, e, pos_e, sum_pos, wt, norm)``: ``we``, ``pos_e``, ``wt`` per row; ``e``,
+    ``sum_pos``, ``norm`` per cluster (``wt`` is 1 for clusters without positive energy, ``norm`` >= 1 where 0).
+    """
+    cell = rows_g % n_cells
+    we = rows_w * flat[rows_g].astype(np.float64)
+    e = np.bincount(rows_cl, we, minlength=n_cl)
+    pos_e = np.where(we > 0, we, 0.0)
+    sum_pos = np.bincount(rows_cl, pos_e, minlength=n_cl)
+    wt = np.where(sum_pos[rows_cl] > 0, pos_e, 1.0)
+    norm = np.bincount(rows_cl, wt, minlength=n_cl)
+    norm = np.where(norm > 0, norm, 1.0)
+    return cell, we, e, pos_e, sum_pos, wt, norm
+
+
+def _weighted_mean(rows_cl: np.ndarray, wt: np.ndarray, norm: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Per-cluster mean of the per-row values ``v`` with row weights ``wt`` and per-cluster norms ``norm``."""
+    return np.bincount(rows_cl, wt * v, minlength=len(norm)) / norm
+
+
+def _cut_mask(
+    present: np.ndarray, e: np.ndarray, eta: np.ndarray, cuts: tuple[float | None, float | None, float | None]
+) -> np.ndarray | None:
+    """Clusters kept by the optional ``(e_min, e_max, abs_eta_max)`` cuts, or ``None`` without any cut."""
+    e_min, e_max, abs_eta_max = cuts
+    if e_min is None and e_max is None and abs_eta_max is None:
+        return None
+    keep = present.copy()
+    if e_min is not None:
+        keep &= e >= e_min
+    if e_max is not None:
+        keep &= e <= e_max
+    if abs_eta_max is not None:
+        keep &= np.abs(eta) <= abs_eta_max
+    return keep
+
+
+def _position_moments(
+    geo: _GeoArrays,
+    rows_cl: np.ndarray,
+    wt: np.ndarray,
+    norm: np.ndarray,
+    cell: np.ndarray,
+    front_r_mm: float,
+    front_z_mm: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-cluster ``phi`` (circular mean, in (-pi, pi]), ``center_mag`` and ``center_lambda``."""
+    mean_sin, mean_cos = (_weighted_mean(rows_cl, wt, norm, v[cell]) for v in (geo.sin_phi, geo.cos_phi))
+    phi = np.arctan2(mean_sin, mean_cos)
+    phi = np.where(phi <= -np.pi, phi + 2 * np.pi, phi)
+    cx, cy, cz = (_weighted_mean(rows_cl, wt, norm, c[cell]) for c in (geo.x, geo.y, geo.z))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        center_mag = np.sqrt(cx**2 + cy**2 + cz**2)
+        rho = np.hypot(cx, cy)
+        l_barrel = np.where(rho > 0, front_r_mm * center_mag / rho, np.inf)
+        l_endcap = np.where(np.abs(cz) > 0, front_z_mm * center_mag / np.abs(cz), np.inf)
+        center_lambda = center_mag - np.minimum(l_barrel, l_endcap)
+    return phi, center_mag, center_lambda
+
+
+def _first_eng_dens(
+    geo: _GeoArrays, rows_cl: np.ndarray, cell: np.ndarray, pos_e: np.ndarray, sum_pos: np.ndarray
+) -> np.ndarray:
+    """Per-cluster ``sum(E_i * E_i / V_i) / sum(E_i)`` over positive energies; NaN without volumes."""
+    n_cl = len(sum_pos)
+    if geo.volume is None:
+        return np.full(n_cl, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        vol = geo.volume[cell]
+        dens = np.where((pos_e > 0) & (vol > 0), pos_e / vol, 0.0)
+        first_eng_dens = np.bincount(rows_cl, pos_e * dens, minlength=n_cl) / sum_pos
+        return np.where(sum_pos > 0, first_eng_dens, np.nan)
+
+
+def _mltree_order(
+    present: np.ndarray, e: np.ndarray, cl_event: np.ndarray, rows_cl: np.ndarray, cell: np.ndarray, n_cells: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """MLTree order: ``(order, row_new, row_order)``, the clusters in output order, new id per row, row order.
+
+    Clusters by event ascending, E descending, ties by formation order (lexsort is stable); rows by cluster,
+    then cell.
+    """
+    ids = np.flatnonzero(present)
+    order = ids[np.lexsort((-e[ids], cl_event[ids]))]
+    n_out = len(order)
+    new_id = np.full(len(present), -1, np.int64)
+    new_id[order] = np.arange(n_out)
+    row_new = new_id[rows_cl]
+    _, row_order = sort_stable(row_new * n_cells + cell)  # by cluster, then cell (pairs are unique)
+    return order, row_new, row_order
 
 
 def _isolation(

@@ -14,6 +14,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import awkward as ak
 import numpy as np
@@ -138,6 +139,39 @@ def build_branches(
     geometry: CaloGeometry,
 ) -> dict[str, ak.Array | np.ndarray]:
     """Shape one chunk's detector content into the MLTree ``EventTree`` branches (mltree-schema.md 3)."""
+    out = _event_branches(config, chunk, n_events, info)
+    out.update(_truth_particle_branches(particles, info, n_events))
+
+    # --- clusters, their cells and per-cell truth
+    n_cells_geo = geometry.n_cells
+    mem = _memberships(clusters, n_events, n_cells_geo)
+    # Truth contributions (hard-scatter particles only)
+    dep_truth = deposits.truth_index >= 0
+    dep_key = deposits.event[dep_truth] * n_cells_geo + deposits.cell[dep_truth]
+    idx_lists, e_lists = _cell_truth_lists(deposits, dep_truth, dep_key, mem, config.truth_energy_unit)
+    out.update(_cluster_branches(clusters, mem))
+    out.update(_moment_branches(deposits, clusters, mem, n_cells_geo))
+
+    # kept cells, grouped by cluster then by cluster order
+    kept_counts = mem.n_kept.astype(np.int64)
+    cell_ids = geometry.cell_id[clusters.cell[mem.kept]].astype(np.uint64)
+    out["cluster_cell_ID"] = _jagged(_jagged(cell_ids, kept_counts), mem.n_cluster)
+    out["cluster_cell_E"] = _jagged(_jagged(mem.energy[mem.kept].astype(np.float32), kept_counts), mem.n_cluster)
+
+    # every (cluster membership, hard-scatter deposit in that cell) pair, shared by cluster and track truth
+    start, count = lookup_groups(dep_key, mem.key)
+    join = (np.repeat(np.arange(len(mem.cluster)), count), np.flatnonzero(dep_truth)[gather_ranges(start, count)])
+    out.update(_leading_truth_branches(join, deposits, clusters, mem))
+
+    out["cluster_cell_hitsTruthIndex"] = _jagged(_jagged(idx_lists, mem.n_members), mem.n_cluster)
+    out["cluster_cell_hitsTruthE"] = _jagged(_jagged(e_lists, mem.n_members), mem.n_cluster)
+
+    out.update(_track_branches(tracks, n_events, deposits, join, clusters))
+    return out
+
+
+def _event_branches(config: SimConfig, chunk: int, n_events: int, info: dict) -> dict[str, ak.Array | np.ndarray]:
+    """Event-level branches: run and event numbers, flags, MC channel and event weight."""
     first_event = config.chunks()[chunk][1] if chunk < len(config.chunks()) else chunk * config.chunk_size
     out: dict[str, ak.Array | np.ndarray] = {}
     event_number = np.arange(first_event, first_event + n_events, dtype=np.int64) + 1
@@ -148,8 +182,12 @@ def build_branches(
     out["mcEventNumber"] = event_number.astype(np.int32)
     out["mcChannelNumber"] = np.full(n_events, MC_CHANNEL[canonical_process(config.process)], np.int32)
     out["mcEventWeight"] = info["mcEventWeight"].astype(np.float32)
+    return out
 
-    # --- truth particles: the hard-scatter stable particles (pile-up has index -1 and is not written)
+
+def _truth_particle_branches(particles: Particles, info: dict, n_events: int) -> dict[str, ak.Array | np.ndarray]:
+    """Truth branches: the hard-scatter stable particles (pile-up has index -1 and is not written) and vertex."""
+    out: dict[str, ak.Array | np.ndarray] = {}
     truth = particles.select(particles.index >= 0)
     n_truth = np.bincount(truth.event, minlength=n_events).astype(np.int32)
     out["nTruthPart"] = n_truth
@@ -170,9 +208,23 @@ def build_branches(
         ("Phi", truth.phi),
     ):
         out[f"truthPart{name}"] = _jagged(col.astype(np.float32), n_truth)
+    return out
 
-    # --- clusters, their cells and per-cell truth
-    n_cells_geo = geometry.n_cells
+
+class _Members(NamedTuple):
+    """Cluster-cell memberships of a chunk (one row per (cluster, cell) pair) and the per-cluster counts."""
+
+    cluster: np.ndarray  # global cluster row of every membership
+    key: np.ndarray  # event * n_cells + cell of every membership
+    energy: np.ndarray  # weighted cell energy (float64)
+    kept: np.ndarray  # energy >= CELL_E_THRESHOLD: the cells MLTree writes
+    n_cluster: np.ndarray  # clusters per event (int32)
+    n_members: np.ndarray  # memberships per cluster
+    n_kept: np.ndarray  # kept memberships per cluster
+
+
+def _memberships(clusters: clustering.Clusters, n_events: int, n_cells_geo: int) -> _Members:
+    """Membership rows of ``clusters`` with their (event, cell) keys, energies and per-cluster counts."""
     cl_event = clusters.event
     n_cluster = np.bincount(cl_event, minlength=n_events).astype(np.int32)
     members = clusters.cluster  # global cluster row of every (cluster, cell) membership
@@ -180,44 +232,66 @@ def build_branches(
     member_key = member_event * n_cells_geo + clusters.cell
     member_e = clusters.energy.astype(np.float64)
     kept = member_e >= CELL_E_THRESHOLD
-    # Truth contributions (hard-scatter particles only), top 3 per cell, ascending
-    dep_truth = deposits.truth_index >= 0
-    dep_key = deposits.event[dep_truth] * n_cells_geo + deposits.cell[dep_truth]
+    n_members = np.bincount(members, minlength=len(cl_event))
+    n_kept = np.bincount(members[kept], minlength=len(cl_event))
+    return _Members(members, member_key, member_e, kept, n_cluster, n_members, n_kept)
+
+
+def _cell_truth_lists(
+    deposits: showers.Deposits, dep_truth: np.ndarray, dep_key: np.ndarray, mem: _Members, truth_energy_unit: str
+) -> tuple[ak.Array, ak.Array]:
+    """Per membership slot, the kept cell's top ``N_TRUTH_PER_CELL`` truth (index, energy) lists, ascending.
+
+    ``dep_truth``: mask of the hard-scatter deposits, ``dep_key`` their (event, cell) keys. Each cluster has
+    ``cluster_nCells`` slots: the kept cells' lists, then trailing empty lists.
+    """
     t_keys, t_index, t_energy = top_contributions(
         dep_key,
         deposits.truth_index[dep_truth],
         deposits.e_true[dep_truth].astype(np.float64),
         N_TRUTH_PER_CELL,
     )
-    start, count = lookup_groups(t_keys, member_key[kept])
+    start, count = lookup_groups(t_keys, mem.key[mem.kept])
     rows = gather_ranges(start, count)
-    unit = 1000.0 if config.truth_energy_unit == "MeV" else 1.0
-    n_members = np.bincount(members, minlength=len(cl_event))
-    n_kept = np.bincount(members[kept], minlength=len(cl_event))
-    # Per-cluster truth lists have cluster_nCells entries: the kept cells' lists, then trailing empty lists.
-    truth_counts = np.zeros(int(n_members.sum()), np.int64)
-    kept_slot = np.zeros(len(members), np.int64)
-    kept_slot[kept] = np.arange(int(kept.sum())) - np.repeat(np.cumsum(n_kept) - n_kept, n_kept)
+    unit = 1000.0 if truth_energy_unit == "MeV" else 1.0
+    truth_counts = np.zeros(int(mem.n_members.sum()), np.int64)
+    kept_slot = np.zeros(len(mem.cluster), np.int64)
+    kept_slot[mem.kept] = np.arange(int(mem.kept.sum())) - np.repeat(np.cumsum(mem.n_kept) - mem.n_kept, mem.n_kept)
     # Every membership slot s of cluster c: slot < n_kept[c] holds the kept cell's list, the rest are empty.
-    cluster_first_slot = np.cumsum(n_members) - n_members
-    truth_counts[cluster_first_slot[members[kept]] + kept_slot[kept]] = count
+    cluster_first_slot = np.cumsum(mem.n_members) - mem.n_members
+    truth_counts[cluster_first_slot[mem.cluster[mem.kept]] + kept_slot[mem.kept]] = count
     idx_lists = _jagged(t_index[rows].astype(np.int32), truth_counts)
     e_lists = _jagged((t_energy[rows] * unit).astype(np.float32), truth_counts)
-    out["nCluster"] = n_cluster
+    return idx_lists, e_lists
+
+
+def _cluster_branches(clusters: clustering.Clusters, mem: _Members) -> dict[str, ak.Array | np.ndarray]:
+    """Cluster count, energy and direction branches, and ``cluster_nCells`` (all memberships)."""
+    n_cluster = mem.n_cluster
+    out: dict[str, ak.Array | np.ndarray] = {"nCluster": n_cluster}
     cl_e = clusters.e.astype(np.float32)
     out["cluster_E"] = _jagged(cl_e, n_cluster)
     out["cluster_E_LCCalib"] = _jagged(cl_e, n_cluster)  # no local hadronic calibration: EM scale
     out["cluster_Pt"] = _jagged(clusters.pt.astype(np.float32), n_cluster)
     out["cluster_Eta"] = _jagged(clusters.eta.astype(np.float32), n_cluster)
     out["cluster_Phi"] = _jagged(clusters.phi.astype(np.float32), n_cluster)
-    out["cluster_nCells"] = _jagged(n_members.astype(np.int32), n_cluster)
+    out["cluster_nCells"] = _jagged(mem.n_members.astype(np.int32), n_cluster)
+    return out
 
+
+def _moment_branches(
+    deposits: showers.Deposits, clusters: clustering.Clusters, mem: _Members, n_cells_geo: int
+) -> dict[str, ak.Array | np.ndarray]:
+    """Cluster moments: calibration-hit energy, shape moments, and -1 / -999 for those not simulated."""
+    n_cluster = mem.n_cluster
+    n_clusters = len(clusters.event)
+    out: dict[str, ak.Array | np.ndarray] = {}
     # calibration-hit moments: true energy of all particles in the cluster's cells, weighted
     dep_all_key = deposits.event * n_cells_geo + deposits.cell
     cell_keys, cell_true = group_sum(dep_all_key, deposits.e_true.astype(np.float64))
-    member_true = _values_at(cell_keys, cell_true, member_key) * clusters.weight
-    calib_tot = np.bincount(members, weights=member_true, minlength=len(cl_event)).astype(np.float32)
-    missing = np.full(len(cl_event), -1.0, np.float32)  # MLTree: -1 = moment not available
+    member_true = _values_at(cell_keys, cell_true, mem.key) * clusters.weight
+    calib_tot = np.bincount(mem.cluster, weights=member_true, minlength=n_clusters).astype(np.float32)
+    missing = np.full(n_clusters, -1.0, np.float32)  # MLTree: -1 = moment not available
     out["cluster_ENG_CALIB_TOT"] = _jagged(calib_tot, n_cluster)
     out["cluster_ENG_CALIB_OUT_T"] = _jagged(missing, n_cluster)
     out["cluster_ENG_CALIB_DEAD_TOT"] = _jagged(missing, n_cluster)
@@ -227,28 +301,20 @@ def build_branches(
     out["cluster_CENTER_LAMBDA"] = _jagged(clusters.center_lambda.astype(np.float32), n_cluster)
     out["cluster_FIRST_ENG_DENS"] = _jagged(clusters.first_eng_dens.astype(np.float32), n_cluster)
     out["cluster_ISOLATION"] = _jagged(clusters.isolation.astype(np.float32), n_cluster)
-    out["cluster_ENERGY_DigiHSTruth"] = _jagged(np.full(len(cl_event), -999.0, np.float32), n_cluster)
+    out["cluster_ENERGY_DigiHSTruth"] = _jagged(np.full(n_clusters, -999.0, np.float32), n_cluster)
+    return out
 
-    # kept cells, grouped by cluster then by cluster order
-    kept_counts = n_kept.astype(np.int64)
-    cell_ids = geometry.cell_id[clusters.cell[kept]].astype(np.uint64)
-    out["cluster_cell_ID"] = _jagged(_jagged(cell_ids, kept_counts), n_cluster)
-    out["cluster_cell_E"] = _jagged(_jagged(member_e[kept].astype(np.float32), kept_counts), n_cluster)
 
-    # every (cluster membership, hard-scatter deposit in that cell) pair, shared by cluster and track truth
-    start, count = lookup_groups(dep_key, member_key)
-    join = (np.repeat(np.arange(len(members)), count), np.flatnonzero(dep_truth)[gather_ranges(start, count)])
-    # leading truth particles per cluster (full = true energy, visible = EM-scale energy)
+def _leading_truth_branches(
+    join: tuple[np.ndarray, np.ndarray], deposits: showers.Deposits, clusters: clustering.Clusters, mem: _Members
+) -> dict[str, ak.Array | np.ndarray]:
+    """Leading truth particles per cluster (full = true energy, visible = EM-scale energy)."""
+    out: dict[str, ak.Array | np.ndarray] = {}
     for kind, column in (("full", deposits.e_true), ("visible", deposits.e_vis)):
-        c, i, e = _cluster_truth(join, deposits.truth_index, column, members, clusters.weight)
-        n_lead = np.bincount(c, minlength=len(cl_event))
-        out[f"cluster_{kind}HitsTruthIndex"] = _jagged(_jagged(i.astype(np.int32), n_lead), n_cluster)
-        out[f"cluster_{kind}HitsTruthE"] = _jagged(_jagged(e.astype(np.float32), n_lead), n_cluster)
-
-    out["cluster_cell_hitsTruthIndex"] = _jagged(_jagged(idx_lists, n_members), n_cluster)
-    out["cluster_cell_hitsTruthE"] = _jagged(_jagged(e_lists, n_members), n_cluster)
-
-    out.update(_track_branches(tracks, n_events, deposits, join, clusters))
+        c, i, e = _cluster_truth(join, deposits.truth_index, column, mem.cluster, clusters.weight)
+        n_lead = np.bincount(c, minlength=len(clusters.event))
+        out[f"cluster_{kind}HitsTruthIndex"] = _jagged(_jagged(i.astype(np.int32), n_lead), mem.n_cluster)
+        out[f"cluster_{kind}HitsTruthE"] = _jagged(_jagged(e.astype(np.float32), n_lead), mem.n_cluster)
     return out
 
 

@@ -469,6 +469,306 @@ def mean_pion_response(p: np.ndarray | float, params: ShowerParams = ShowerParam
 # ----------------------------------------------------------------------------------------------------------------
 
 
+@dataclass
+class _Axes:
+    """The showering particles of one :func:`deposit` call: axis, kinematics and material along the axis."""
+
+    eta: np.ndarray  # shower axis (calorimeter entry direction)
+    phi: np.ndarray
+    energy: np.ndarray  # available energy, GeV
+    kind: np.ndarray  # KIND_* of jetcloud.sim.physics
+    pdg: np.ndarray
+    charged: np.ndarray  # bool
+    baryon: np.ndarray  # bool
+    seg: np.ndarray  # (na, N_SLOTS) segment row or -1
+    seg_safe: np.ndarray  # seg with -1 replaced by 0 (for table look-ups)
+    material: np.ndarray  # (na, N_SLOTS) material class, DEAD where there is no segment
+    x0: np.ndarray  # (na, N_SLOTS) slot thickness in X0
+    lam: np.ndarray  # (na, N_SLOTS) slot thickness in lambda
+    xb: np.ndarray  # (na, N_SLOTS + 1) slot boundaries in X0
+    lb: np.ndarray  # (na, N_SLOTS + 1) slot boundaries in lambda
+    low: np.ndarray  # bool, available energy below params.low_energy_gev
+
+    def __len__(self) -> int:
+        return len(self.eta)
+
+
+def _shower_axes(
+    particles: Particles,
+    act: np.ndarray,
+    entry_eta: np.ndarray,
+    entry_phi: np.ndarray,
+    e_avail: np.ndarray,
+    kind: np.ndarray,
+    params: ShowerParams,
+) -> _Axes:
+    """Columns of the showering particle rows ``act`` and their material table along the shower axis."""
+    eta = np.asarray(entry_eta, dtype=np.float64)[act]
+    phi = np.asarray(entry_phi, dtype=np.float64)[act]
+    abs_eta = np.abs(eta)
+    energy = e_avail[act]
+    kd = kind[act]
+    pdg = np.asarray(particles.pdg)[act]
+    charged = np.asarray(particles.charge)[act] != 0
+    baryon = np.abs(pdg) > 1000
+    na = len(act)
+
+    seg, x0, lam = material_table(abs_eta)
+    seg_safe = np.maximum(seg, 0)
+    material = np.where(seg >= 0, _SEG_MATERIAL[seg_safe], DEAD)
+    xb = np.concatenate([np.zeros((na, 1)), np.cumsum(x0, axis=1)], axis=1)
+    lb = np.concatenate([np.zeros((na, 1)), np.cumsum(lam, axis=1)], axis=1)
+    low = energy < params.low_energy_gev
+    return _Axes(eta, phi, energy, kd, pdg, charged, baryon, seg, seg_safe, material, x0, lam, xb, lb, low)
+
+
+@dataclass
+class _Profile:
+    """True energy per (particle, slot) of each component, and the shower quantities the lateral profiles need."""
+
+    em: np.ndarray  # (na, N_SLOTS) EM part
+    had: np.ndarray  # (na, N_SLOTS) non-EM part of hadronic showers
+    mip: np.ndarray  # (na, N_SLOTS) MIP energy (muons, hadron tracks before the first interaction, low energy)
+    depth_x: np.ndarray  # shower start in X0 (EM part)
+    depth_l: np.ndarray  # shower start in lambda (hadronic part)
+    tmax_em: np.ndarray  # EM T for the lateral profile
+    e_em_lat: np.ndarray  # energy used for the EM lateral coefficients
+
+    @classmethod
+    def start(cls, ax: _Axes) -> _Profile:
+        """No energy in any slot yet; showers start at the front, EM lateral coefficients for the full energy."""
+        na = len(ax)
+        return cls(
+            em=np.zeros((na, N_SLOTS)),
+            had=np.zeros((na, N_SLOTS)),
+            mip=np.zeros((na, N_SLOTS)),
+            depth_x=np.zeros(na),
+            depth_l=np.zeros(na),
+            tmax_em=np.ones(na),
+            e_em_lat=ax.energy.copy(),
+        )
+
+
+def _em_showers(ax: _Axes, prof: _Profile, rng: np.random.Generator, params: ShowerParams) -> None:
+    """EM showers (e+-, gamma, pi0) above the low-energy cut: gamma profile in X0 from the front."""
+    m_em = (ax.kind == KIND_EM) & ~ax.low
+    if not m_em.any():
+        return
+    i = np.flatnonzero(m_em)
+    a, b, t = em_shape(ax.energy[i], np.abs(ax.pdg[i]) != 11, rng, params)
+    prof.em[i] = ax.energy[i, None] * gamma_fractions(ax.xb[i], np.zeros(len(i)), a, b)
+    prof.tmax_em[i] = t
+
+
+def _pre_interaction_mip(ax: _Axes, i: np.ndarray, l_int: np.ndarray, params: ShowerParams) -> np.ndarray:
+    """MIP energy per slot of hadrons ``i`` before their first interaction at ``l_int`` (charged only)."""
+    seg_len = np.clip(np.minimum(ax.lb[i, 1:], l_int[:, None]) - ax.lb[i, :-1], 0.0, None)
+    mip = np.where(ax.charged[i, None], seg_len * params.mip_gev_per_lambda, 0.0)
+    mip_tot = mip.sum(axis=1)
+    scale = np.where(mip_tot > ax.energy[i], ax.energy[i] / np.maximum(mip_tot, 1e-12), 1.0)
+    mip *= scale[:, None]
+    return mip
+
+
+def _draw_fem(e_sh: np.ndarray, baryon: np.ndarray, rng: np.random.Generator, params: ShowerParams) -> np.ndarray:
+    """EM fraction of hadronic showers of energy ``e_sh``, Beta distributed around Groom's mean."""
+    mu = mean_fem(e_sh, baryon, params)
+    sig = np.minimum(params.fem_sigma, 0.9 * np.sqrt(mu * (1.0 - mu)))
+    nu = mu * (1.0 - mu) / sig**2 - 1.0
+    return rng.beta(mu * nu, (1.0 - mu) * nu)
+
+
+def _interaction_x0(ax: _Axes, i: np.ndarray, l_int: np.ndarray) -> np.ndarray:
+    """X0 position of the interaction points ``l_int`` (lambda) of particles ``i``: cumulative X0 vs lambda."""
+    lb, xb = ax.lb, ax.xb
+    j = np.clip((lb[i, 1:] <= l_int[:, None]).sum(axis=1), 0, N_SLOTS - 1)
+    rows = np.arange(len(i))
+    frac_in = np.clip((l_int - lb[i][rows, j]) / np.maximum(ax.lam[i][rows, j], 1e-12), 0.0, 1.0)
+    x_int = xb[i][rows, j] + frac_in * ax.x0[i][rows, j]
+    beyond = l_int >= lb[i, -1]
+    return np.where(beyond, xb[i, -1] + 1.0, x_int)
+
+
+def _hadron_showers(ax: _Axes, prof: _Profile, rng: np.random.Generator, params: ShowerParams) -> None:
+    """Hadronic showers above the low-energy cut: MIP track, then EM and non-EM parts from the interaction point."""
+    m_had = (ax.kind == KIND_HADRON) & ~ax.low
+    if not m_had.any():
+        return
+    i = np.flatnonzero(m_had)
+    ni = len(i)
+    lam_int = np.where(ax.baryon[i], params.lambda_int_baryon, params.lambda_int_meson)
+    l_int = rng.exponential(lam_int)
+    mip = _pre_interaction_mip(ax, i, l_int, params)
+    prof.mip[i] = mip
+    e_sh = ax.energy[i] - mip.sum(axis=1)
+    fem = _draw_fem(e_sh, ax.baryon[i], rng, params)
+    x_int = _interaction_x0(ax, i, l_int)
+    e_sub = np.maximum(fem * e_sh * params.em_sub_fraction, 0.05)
+    a, b, t = em_shape(e_sub, np.ones(ni, dtype=bool), None, params)
+    prof.em[i] = (fem * e_sh)[:, None] * gamma_fractions(ax.xb[i], x_int, a, b)
+    t_h = params.had_tmax_slope * np.log(np.maximum(e_sh, 1.0)) + params.had_tmax_offset
+    a_h = 1.0 + params.had_b * t_h
+    prof.had[i] = ((1.0 - fem) * e_sh)[:, None] * gamma_fractions(ax.lb[i], l_int, a_h, np.full(ni, params.had_b))
+    prof.depth_x[i], prof.depth_l[i], prof.tmax_em[i], prof.e_em_lat[i] = x_int, l_int, t, e_sub
+
+
+def _muon_tracks(ax: _Axes, prof: _Profile, rng: np.random.Generator, params: ShowerParams) -> None:
+    """Muons above the low-energy cut: mean MIP loss per slot with a Moyal fluctuation, capped at the energy."""
+    m_mu = (ax.kind == KIND_MUON) & ~ax.low
+    if not m_mu.any():
+        return
+    i = np.flatnonzero(m_mu)
+    mean = ax.lam[i] * params.mip_gev_per_lambda * params.mip_mean_factor
+    # Moyal(0, 1) = -ln(Z^2); mean gamma_E + ln 2 = 1.27; rescale so the slot mean is `mean`
+    z = rng.standard_normal(mean.shape)
+    moyal = np.minimum(-np.log(np.maximum(z * z, 1e-12)), 20.0)
+    w = params.mip_landau_width
+    f = np.maximum(1.0 + w * (moyal - 1.2704), 0.05)
+    mip = mean * f
+    tot = mip.sum(axis=1)
+    scale = np.where(tot > ax.energy[i], ax.energy[i] / np.maximum(tot, 1e-12), 1.0)
+    prof.mip[i] = mip * scale[:, None]
+
+
+def _low_energy_deposits(ax: _Axes, prof: _Profile) -> None:
+    """Low-energy particles: everything in the first slot with an active sampling (EM part or MIP part)."""
+    if not ax.low.any():
+        return
+    i = np.flatnonzero(ax.low)
+    kd = ax.kind
+    has_s = (ax.seg[i] >= 0) & (_SEG_SAMPLING[ax.seg_safe[i]] >= 0) & (ax.lam[i] > 0)
+    first = np.argmax(has_s, axis=1)
+    em_rows = i[kd[i] == KIND_EM]
+    oth_rows = i[kd[i] != KIND_EM]
+    prof.em[em_rows, first[kd[i] == KIND_EM]] = ax.energy[em_rows]
+    prof.mip[oth_rows, first[kd[i] != KIND_EM]] = ax.energy[oth_rows]
+
+
+def _back_leakage(ax: _Axes, prof: _Profile) -> np.ndarray:
+    """Energy per particle that leaks out of the back (available energy not in any slot)."""
+    tot_true = prof.em.sum(axis=1) + prof.had.sum(axis=1) + prof.mip.sum(axis=1)
+    return np.maximum(ax.energy - tot_true, 0.0)
+
+
+def _split_dead(ax: _Axes, prof: _Profile) -> np.ndarray:
+    """Remove dead slots and inactive slot fractions from ``prof`` (in place); return that energy per slot."""
+    active = np.where(ax.seg >= 0, _SEG_ACTIVE[ax.seg_safe], 0.0) * (_SEG_SAMPLING[ax.seg_safe] >= 0)
+    dead = (prof.em + prof.had + prof.mip) * (1.0 - active)
+    prof.em *= active
+    prof.had *= active
+    prof.mip *= active
+    return dead
+
+
+def _visible_energy(
+    ax: _Axes, prof: _Profile, rng: np.random.Generator, params: ShowerParams
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Visible (EM, non-EM, MIP) energy per slot: Gamma sampling fluctuations (variance a^2 E), h/e, constant term."""
+    a_em = np.asarray(params.a_em)[ax.material]
+    a_hd = np.asarray(params.a_had)[ax.material]
+    h_e = np.asarray(params.h_over_e)[ax.material]
+    em_vis = gamma_smear(prof.em, a_em, rng)
+    had_mean = prof.had * h_e
+    had_vis = gamma_smear(had_mean, a_hd, rng)
+    low_had = ax.low & (ax.kind != KIND_EM)
+    mip_vis = prof.mip * np.where(low_had, params.low_energy_hadron_response, 1.0)[:, None]
+    const = np.where(ax.kind == KIND_EM, params.em_constant, params.had_constant)
+    cfac = np.maximum(1.0 + const * rng.standard_normal(len(ax)), 0.0)
+    em_vis *= cfac[:, None]
+    had_vis *= cfac[:, None]
+    return em_vis, had_vis, mip_vis
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# spots: lateral profiles and cell look-up
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Spots:
+    """Energy spots, each a share of one (component, particle, slot) entry."""
+
+    comp: np.ndarray  # 0: EM, 1: non-EM, 2: MIP
+    particle: np.ndarray  # row in _Axes
+    slot: np.ndarray
+    e_true: np.ndarray
+    e_vis: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.comp)
+
+
+def _expand_spots(
+    ax: _Axes,
+    prof: _Profile,
+    em_vis: np.ndarray,
+    had_vis: np.ndarray,
+    mip_vis: np.ndarray,
+    dead: np.ndarray,
+    params: ShowerParams,
+) -> _Spots:
+    """Split each (component, particle, slot) entry into equal spots; entries too small add to ``dead`` instead."""
+    comp_true = np.stack([prof.em, prof.had, prof.mip])  # (3, na, K)
+    comp_vis = np.stack([em_vis, had_vis, mip_vis])
+    c_idx, p_idx, k_idx = np.nonzero(comp_true > params.min_slot_energy)
+    small = comp_true <= params.min_slot_energy
+    dead += np.where(small, comp_true, 0.0).sum(axis=0)
+    et = comp_true[c_idx, p_idx, k_idx]
+    ev = comp_vis[c_idx, p_idx, k_idx]
+    spot_e = np.array([params.spot_energy_em, params.spot_energy_had, np.inf])[c_idx]
+    max_n = np.array([params.max_spots_em, params.max_spots_had, 1])[c_idx]
+    n_spot = np.clip(np.ceil(et / spot_e), 1, max_n).astype(np.int64)
+    n_spot[ax.low[p_idx]] = 1
+    owner = np.repeat(np.arange(len(et)), n_spot)
+    sp_c, sp_p, sp_k = c_idx[owner], p_idx[owner], k_idx[owner]
+    return _Spots(sp_c, sp_p, sp_k, (et / n_spot)[owner], (ev / n_spot)[owner])
+
+
+def _spot_radius(
+    ax: _Axes, prof: _Profile, spots: _Spots, rng: np.random.Generator, params: ShowerParams
+) -> np.ndarray:
+    """Distance (mm) of every spot from the shower axis, from its component's lateral profile at the slot middle."""
+    sp_p, sp_k = spots.particle, spots.slot
+    mid_x = 0.5 * (ax.xb[sp_p, sp_k] + ax.xb[sp_p, sp_k + 1]) - prof.depth_x[sp_p]
+    mid_l = np.maximum(0.5 * (ax.lb[sp_p, sp_k] + ax.lb[sp_p, sp_k + 1]) - prof.depth_l[sp_p], 0.0)
+    r = np.zeros(len(spots))
+    m = spots.comp == 0
+    if m.any():
+        r[m] = em_radius(prof.e_em_lat[sp_p[m]], np.maximum(mid_x[m], 0.0) / prof.tmax_em[sp_p[m]], rng, params)
+    m = spots.comp == 1
+    if m.any():
+        nm = int(m.sum())
+        halo = rng.random(nm) < params.halo_fraction
+        scale = np.where(halo, params.halo_r_mm, params.core_r0_mm + params.core_r_slope_mm * mid_l[m])
+        r[m] = scale * rng.gamma(2.0, 1.0, nm)
+    m = ax.low[sp_p]
+    r[m] = 0.0
+    return r
+
+
+def _spot_cells(
+    geometry: CaloGeometry, info: _GeoInfo, ax: _Axes, spots: _Spots, r: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Cell of every spot placed at distance ``r`` from the axis at a uniform azimuth; -1 if none."""
+    psi = rng.uniform(0.0, 2.0 * np.pi, len(spots))
+    sampling = _SEG_SAMPLING[ax.seg[spots.particle, spots.slot]]
+    ax_eta = ax.eta[spots.particle]
+    pos = info.position[sampling]
+    r_perp = np.where(SAMPLING_IS_ENDCAP[sampling], pos / np.maximum(np.abs(np.sinh(ax_eta)), 1e-6), pos)
+    sp_eta = ax_eta + r * np.cos(psi) / r_perp
+    sp_phi = ax.phi[spots.particle] + r * np.sin(psi) / r_perp
+    return _lookup(geometry, info, sampling, sp_eta, sp_phi, ax_eta)
+
+
+def _drop_lost_spots(spots: _Spots, cell: np.ndarray, dead: np.ndarray) -> np.ndarray:
+    """Add the true energy of spots without a cell to ``dead``; return the mask of spots with a cell."""
+    lost = cell < 0
+    if lost.any():
+        np.add.at(dead, (spots.particle[lost], spots.slot[lost]), spots.e_true[lost])
+        log.debug("%d of %d spots found no cell", int(lost.sum()), len(spots))
+    return ~lost
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # main entry point
 # ----------------------------------------------------------------------------------------------------------------
@@ -506,178 +806,30 @@ def deposit(
         out.e_leak = e_leak
         return out
 
-    eta = np.asarray(entry_eta, dtype=np.float64)[act]
-    phi = np.asarray(entry_phi, dtype=np.float64)[act]
-    abs_eta = np.abs(eta)
-    energy = e_avail[act]
-    kd = kind[act]
-    pdg = np.asarray(particles.pdg)[act]
-    charged = np.asarray(particles.charge)[act] != 0
-    baryon = np.abs(pdg) > 1000
-    na = len(act)
+    # energy per (particle, slot) and component: true, then visible
+    ax = _shower_axes(particles, act, entry_eta, entry_phi, e_avail, kind, params)
+    prof = _Profile.start(ax)
+    _em_showers(ax, prof, rng, params)
+    _hadron_showers(ax, prof, rng, params)
+    _muon_tracks(ax, prof, rng, params)
+    _low_energy_deposits(ax, prof)
+    e_leak[act] += _back_leakage(ax, prof)
+    dead = _split_dead(ax, prof)
+    em_vis, had_vis, mip_vis = _visible_energy(ax, prof, rng, params)
 
-    seg, x0, lam = material_table(abs_eta)
-    seg_safe = np.maximum(seg, 0)
-    material = np.where(seg >= 0, _SEG_MATERIAL[seg_safe], DEAD)
-    xb = np.concatenate([np.zeros((na, 1)), np.cumsum(x0, axis=1)], axis=1)
-    lb = np.concatenate([np.zeros((na, 1)), np.cumsum(lam, axis=1)], axis=1)
-    low = energy < params.low_energy_gev
-
-    # ---- energy per (particle, slot) and component: true and visible (mean) ---------------------------------
-    em_true = np.zeros((na, N_SLOTS))
-    had_true = np.zeros((na, N_SLOTS))
-    mip_true = np.zeros((na, N_SLOTS))
-    depth_x = np.zeros(na)  # shower start in X0 (EM part)
-    depth_l = np.zeros(na)  # shower start in lambda (hadronic part)
-    tmax_em = np.ones(na)  # EM T for the lateral profile
-    e_em_lat = energy.copy()  # energy used for the EM lateral coefficients
-
-    m_em = (kd == KIND_EM) & ~low
-    if m_em.any():
-        i = np.flatnonzero(m_em)
-        a, b, t = em_shape(energy[i], np.abs(pdg[i]) != 11, rng, params)
-        em_true[i] = energy[i, None] * gamma_fractions(xb[i], np.zeros(len(i)), a, b)
-        tmax_em[i] = t
-
-    m_had = (kd == KIND_HADRON) & ~low
-    if m_had.any():
-        i = np.flatnonzero(m_had)
-        ni = len(i)
-        lam_int = np.where(baryon[i], params.lambda_int_baryon, params.lambda_int_meson)
-        l_int = rng.exponential(lam_int)
-        # MIP track before the first interaction (charged only)
-        seg_len = np.clip(np.minimum(lb[i, 1:], l_int[:, None]) - lb[i, :-1], 0.0, None)
-        mip = np.where(charged[i, None], seg_len * params.mip_gev_per_lambda, 0.0)
-        mip_tot = mip.sum(axis=1)
-        scale = np.where(mip_tot > energy[i], energy[i] / np.maximum(mip_tot, 1e-12), 1.0)
-        mip *= scale[:, None]
-        mip_true[i] = mip
-        e_sh = energy[i] - mip.sum(axis=1)
-        # EM fraction, Beta distributed around Groom's mean
-        mu = mean_fem(e_sh, baryon[i], params)
-        sig = np.minimum(params.fem_sigma, 0.9 * np.sqrt(mu * (1.0 - mu)))
-        nu = mu * (1.0 - mu) / sig**2 - 1.0
-        fem = rng.beta(mu * nu, (1.0 - mu) * nu)
-        # X0 position of the interaction point: interpolate cumulative X0 vs lambda
-        j = np.clip((lb[i, 1:] <= l_int[:, None]).sum(axis=1), 0, N_SLOTS - 1)
-        rows = np.arange(ni)
-        frac_in = np.clip((l_int - lb[i][rows, j]) / np.maximum(lam[i][rows, j], 1e-12), 0.0, 1.0)
-        x_int = xb[i][rows, j] + frac_in * x0[i][rows, j]
-        beyond = l_int >= lb[i, -1]
-        x_int = np.where(beyond, xb[i, -1] + 1.0, x_int)
-        e_sub = np.maximum(fem * e_sh * params.em_sub_fraction, 0.05)
-        a, b, t = em_shape(e_sub, np.ones(ni, dtype=bool), None, params)
-        em_true[i] = (fem * e_sh)[:, None] * gamma_fractions(xb[i], x_int, a, b)
-        t_h = params.had_tmax_slope * np.log(np.maximum(e_sh, 1.0)) + params.had_tmax_offset
-        a_h = 1.0 + params.had_b * t_h
-        had_true[i] = ((1.0 - fem) * e_sh)[:, None] * gamma_fractions(lb[i], l_int, a_h, np.full(ni, params.had_b))
-        depth_x[i], depth_l[i], tmax_em[i], e_em_lat[i] = x_int, l_int, t, e_sub
-
-    m_mu = (kd == KIND_MUON) & ~low
-    if m_mu.any():
-        i = np.flatnonzero(m_mu)
-        mean = lam[i] * params.mip_gev_per_lambda * params.mip_mean_factor
-        # Moyal(0, 1) = -ln(Z^2); mean gamma_E + ln 2 = 1.27; rescale so the slot mean is `mean`
-        z = rng.standard_normal(mean.shape)
-        moyal = np.minimum(-np.log(np.maximum(z * z, 1e-12)), 20.0)
-        w = params.mip_landau_width
-        f = np.maximum(1.0 + w * (moyal - 1.2704), 0.05)
-        mip = mean * f
-        tot = mip.sum(axis=1)
-        scale = np.where(tot > energy[i], energy[i] / np.maximum(tot, 1e-12), 1.0)
-        mip_true[i] = mip * scale[:, None]
-
-    # low-energy particles: everything in the first slot with an active sampling
-    if low.any():
-        i = np.flatnonzero(low)
-        has_s = (seg[i] >= 0) & (_SEG_SAMPLING[seg_safe[i]] >= 0) & (lam[i] > 0)
-        first = np.argmax(has_s, axis=1)
-        em_rows = i[kd[i] == KIND_EM]
-        oth_rows = i[kd[i] != KIND_EM]
-        em_true[em_rows, first[kd[i] == KIND_EM]] = energy[em_rows]
-        mip_true[oth_rows, first[kd[i] != KIND_EM]] = energy[oth_rows]
-
-    # leakage out of the back
-    tot_true = em_true.sum(axis=1) + had_true.sum(axis=1) + mip_true.sum(axis=1)
-    e_leak[act] += np.maximum(energy - tot_true, 0.0)
-
-    # dead slots / inactive parts -> dead
-    active = np.where(seg >= 0, _SEG_ACTIVE[seg_safe], 0.0) * (_SEG_SAMPLING[seg_safe] >= 0)
-    dead = (em_true + had_true + mip_true) * (1.0 - active)
-    em_true *= active
-    had_true *= active
-    mip_true *= active
-
-    # ---- visible energies with sampling fluctuations (Gamma, variance a^2 E per slot) ------------------------
-    a_em = np.asarray(params.a_em)[material]
-    a_hd = np.asarray(params.a_had)[material]
-    h_e = np.asarray(params.h_over_e)[material]
-    em_vis = gamma_smear(em_true, a_em, rng)
-    had_mean = had_true * h_e
-    had_vis = gamma_smear(had_mean, a_hd, rng)
-    low_had = low & (kd != KIND_EM)
-    mip_vis = mip_true * np.where(low_had, params.low_energy_hadron_response, 1.0)[:, None]
-    const = np.where(kd == KIND_EM, params.em_constant, params.had_constant)
-    cfac = np.maximum(1.0 + const * rng.standard_normal(na), 0.0)
-    em_vis *= cfac[:, None]
-    had_vis *= cfac[:, None]
-
-    # ---- entries (particle, slot, component) -> spots ----------------------------------------------------------
-    comp_true = np.stack([em_true, had_true, mip_true])  # (3, na, K)
-    comp_vis = np.stack([em_vis, had_vis, mip_vis])
-    c_idx, p_idx, k_idx = np.nonzero(comp_true > params.min_slot_energy)
-    small = comp_true <= params.min_slot_energy
-    dead += np.where(small, comp_true, 0.0).sum(axis=0)
-    et = comp_true[c_idx, p_idx, k_idx]
-    ev = comp_vis[c_idx, p_idx, k_idx]
-    spot_e = np.array([params.spot_energy_em, params.spot_energy_had, np.inf])[c_idx]
-    max_n = np.array([params.max_spots_em, params.max_spots_had, 1])[c_idx]
-    n_spot = np.clip(np.ceil(et / spot_e), 1, max_n).astype(np.int64)
-    n_spot[low[p_idx]] = 1
-    owner = np.repeat(np.arange(len(et)), n_spot)
-    sp_c, sp_p, sp_k = c_idx[owner], p_idx[owner], k_idx[owner]
-    sp_true = (et / n_spot)[owner]
-    sp_vis = (ev / n_spot)[owner]
-    n_sp = len(owner)
-
-    # depth at the slot middle (for lateral widths)
-    mid_x = 0.5 * (xb[sp_p, sp_k] + xb[sp_p, sp_k + 1]) - depth_x[sp_p]
-    mid_l = np.maximum(0.5 * (lb[sp_p, sp_k] + lb[sp_p, sp_k + 1]) - depth_l[sp_p], 0.0)
-    r = np.zeros(n_sp)
-    m = sp_c == 0
-    if m.any():
-        r[m] = em_radius(e_em_lat[sp_p[m]], np.maximum(mid_x[m], 0.0) / tmax_em[sp_p[m]], rng, params)
-    m = sp_c == 1
-    if m.any():
-        nm = int(m.sum())
-        halo = rng.random(nm) < params.halo_fraction
-        scale = np.where(halo, params.halo_r_mm, params.core_r0_mm + params.core_r_slope_mm * mid_l[m])
-        r[m] = scale * rng.gamma(2.0, 1.0, nm)
-    m = low[sp_p]
-    r[m] = 0.0
-    psi = rng.uniform(0.0, 2.0 * np.pi, n_sp)
-
-    sampling = _SEG_SAMPLING[seg[sp_p, sp_k]]
-    ax_eta = eta[sp_p]
-    pos = info.position[sampling]
-    r_perp = np.where(SAMPLING_IS_ENDCAP[sampling], pos / np.maximum(np.abs(np.sinh(ax_eta)), 1e-6), pos)
-    sp_eta = ax_eta + r * np.cos(psi) / r_perp
-    sp_phi = phi[sp_p] + r * np.sin(psi) / r_perp
-    cell = _lookup(geometry, info, sampling, sp_eta, sp_phi, ax_eta)
-
-    lost = cell < 0
-    if lost.any():
-        np.add.at(dead, (sp_p[lost], sp_k[lost]), sp_true[lost])
-        log.debug("%d of %d spots found no cell", int(lost.sum()), n_sp)
+    # entries (particle, slot, component) -> spots -> cells
+    spots = _expand_spots(ax, prof, em_vis, had_vis, mip_vis, dead, params)
+    r = _spot_radius(ax, prof, spots, rng, params)
+    cell = _spot_cells(geometry, info, ax, spots, r, rng)
+    ok = _drop_lost_spots(spots, cell, dead)
     e_dead[act] = dead.sum(axis=1)
 
-    ok = ~lost
-    ev_idx = np.asarray(particles.event, dtype=np.int64)[act][sp_p[ok]]
-    tr = np.asarray(particles.index, dtype=np.int64)[act][sp_p[ok]]
-    out = _aggregate(ev_idx, cell[ok], tr, sp_vis[ok], sp_true[ok], geometry.n_cells)
+    ev_idx = np.asarray(particles.event, dtype=np.int64)[act][spots.particle[ok]]
+    tr = np.asarray(particles.index, dtype=np.int64)[act][spots.particle[ok]]
+    out = _aggregate(ev_idx, cell[ok], tr, spots.e_vis[ok], spots.e_true[ok], geometry.n_cells)
     out.e_dead, out.e_leak = e_dead, e_leak
     dt = time.perf_counter() - t_start
-    log.debug("showers: %d particles, %d spots, %d deposits in %.3f s", n, n_sp, len(out), dt)
+    log.debug("showers: %d particles, %d spots, %d deposits in %.3f s", n, len(spots), len(out), dt)
     return out
 
 

@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -347,6 +347,124 @@ def track_columns() -> tuple[str, ...]:
     return base + HIT_COLUMNS + layers
 
 
+class _Perigee(NamedTuple):
+    """Measured track parameters at the perigee (float64 per track)."""
+
+    pt: np.ndarray
+    q: np.ndarray  # sign of the measured q/pT
+    eta: np.ndarray
+    phi: np.ndarray
+    d0: np.ndarray
+    z0: np.ndarray
+
+
+def _track_candidates(
+    p: Particles, charge: np.ndarray, pt_min: float, eta_max: float, max_vertex_r_mm: float
+) -> np.ndarray:
+    """Mask of status-1 charged particles from near the beam line with truth pT and |eta| close to the cuts."""
+    return (
+        (p.status == 1)
+        & (charge != 0)
+        & (np.hypot(p.vx, p.vy) < max_vertex_r_mm)
+        & (p.pt > 0.8 * pt_min)
+        & (np.abs(p.eta) < eta_max + 0.1)
+    )
+
+
+def _smear_perigee(
+    p: Particles, idx: np.ndarray, charge: np.ndarray, rng: np.random.Generator, eta_dependence: bool
+) -> _Perigee:
+    """Smear q/pT, phi, cot(theta), d0 and z0 sin(theta) of the true perigee of particles ``idx``."""
+    n = len(idx)
+    pt_t, eta_t, phi_t = p.pt[idx], p.eta[idx], p.phi[idx]
+    q_t = np.sign(charge[idx])
+    vx, vy, vz = p.vx[idx], p.vy[idx], p.vz[idx]
+    cot_t = np.sinh(eta_t)
+    sin_theta = 1.0 / np.cosh(eta_t)
+
+    # Perigee of the true trajectory w.r.t. the beam line (straight-line approximation near the vertex).
+    d0_t = -vx * np.sin(phi_t) + vy * np.cos(phi_t)
+    z0_t = vz - (vx * np.cos(phi_t) + vy * np.sin(phi_t)) * cot_t
+
+    g = rng.standard_normal((5, n))
+    sig_rel = pt_resolution(pt_t, eta_t if eta_dependence else None)
+    qopt = q_t / pt_t + g[0] * sig_rel / pt_t
+    qopt = np.where(qopt == 0, q_t * 1e-6, qopt)
+    pt_m = 1.0 / np.abs(qopt)
+    q_m = np.sign(qopt)
+    phi_m = wrap_phi(phi_t + g[1] * _res(PHI_RES, pt_t))
+    cot_m = cot_t + g[2] * _res(COTTHETA_RES, pt_t)
+    eta_m = np.arcsinh(cot_m)
+    d0_m = d0_t + g[3] * _res(D0_RES_MM, pt_t)
+    z0_m = z0_t + g[4] * _res(Z0SIN_RES_MM, pt_t) / sin_theta
+    return _Perigee(pt_m, q_m, eta_m, phi_m, d0_m, z0_m)
+
+
+def _fit_quality(rng: np.random.Generator, eta: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Hit counts (:func:`_draw_hits`), ndof (int32, >= 1) and chi2 (float32) of tracks at measured ``eta``."""
+    hits = _draw_hits(rng, eta)
+    n_pix = hits["trackNumberOfPixelHits"]
+    n_sct = hits["trackNumberOfSCTHits"]
+    ndof = np.maximum(2 * n_pix + n_sct + hits["trackNumberOfTRTHits"] - 5, 1).astype(np.int32)
+    chi2 = rng.chisquare(ndof).astype(np.float32)
+    return hits, ndof, chi2
+
+
+def _selected_order(
+    measured: _Perigee, hits: dict[str, np.ndarray], event: np.ndarray, pt_min: float, eta_max: float
+) -> np.ndarray:
+    """Rows of the tracks passing the "Loose"-like selection, ordered by ``event`` then decreasing measured pT."""
+    n_pix = hits["trackNumberOfPixelHits"]
+    n_sct = hits["trackNumberOfSCTHits"]
+    keep = (
+        (measured.pt > pt_min)
+        & (np.abs(measured.eta) < eta_max)
+        & (n_pix + n_sct >= 7)
+        & (hits["trackNumberOfPixelHoles"] <= 1)
+        & (hits["trackNumberOfPixelHoles"] + hits["trackNumberOfSCTHoles"] <= 2)
+    )
+    order = np.flatnonzero(keep)
+    return order[np.lexsort((-measured.pt[order], event[order]))]
+
+
+def _track_table(
+    p: Particles,
+    sel: np.ndarray,
+    order: np.ndarray,
+    measured: _Perigee,
+    hits: dict[str, np.ndarray],
+    ndof: np.ndarray,
+    chi2: np.ndarray,
+    b_field_t: float,
+) -> dict[str, np.ndarray]:
+    """The :func:`simulate_tracks` columns of the selected tracks: particle rows ``sel``, measured rows ``order``."""
+    pt_m, eta_m, phi_m, q_m = measured.pt[order], measured.eta[order], measured.phi[order], measured.q[order]
+    z0_m = measured.z0[order]
+    layer_eta, layer_phi = extrapolate_helices(pt_m, eta_m, phi_m, q_m, z0_m, b_field_t=b_field_t)
+    ref_ok = (layer_eta[:, _EMB2] > MISSING_THRESHOLD) | (layer_eta[:, _EME2] > MISSING_THRESHOLD)
+
+    f32 = np.float32
+    out: dict[str, np.ndarray] = {
+        "event": p.event[sel].astype(np.int64),
+        "truth_index": p.index[sel].astype(np.int32),
+        "calo_reference_ok": ref_ok,
+        "trackPt": pt_m.astype(f32),
+        "trackP": (pt_m * np.cosh(eta_m)).astype(f32),
+        "trackMass": np.full(len(sel), PION_MASS, dtype=f32),
+        "trackEta": eta_m.astype(f32),
+        "trackPhi": phi_m.astype(f32),
+        "trackCharge": q_m.astype(f32),
+        "trackD0": measured.d0[order].astype(f32),
+        "trackZ0": z0_m.astype(f32),
+        "trackChiSquared": chi2[order],
+        "trackNumberDOF": ndof[order],
+    }
+    for name in HIT_COLUMNS:
+        out[name] = hits[name][order].astype(np.int32)
+    out.update(layer_branches(layer_eta, layer_phi))
+    return out
+
+
 def simulate_tracks(
     particles: Particles,
     rng: np.random.Generator,
@@ -384,87 +502,21 @@ def simulate_tracks(
     """
     p = particles
     charge = np.asarray(p.charge, dtype=np.float64)
-    cand = (
-        (p.status == 1)
-        & (charge != 0)
-        & (np.hypot(p.vx, p.vy) < max_vertex_r_mm)
-        & (p.pt > 0.8 * pt_min)
-        & (np.abs(p.eta) < eta_max + 0.1)
-    )
+    cand = _track_candidates(p, charge, pt_min, eta_max, max_vertex_r_mm)
     idx = np.flatnonzero(cand)
     if efficiency:
         eff = tracking_efficiency(p.pt[idx], p.eta[idx], p.pdg[idx])
         idx = idx[rng.random(len(idx)) < eff]
-    n = len(idx)
 
-    pt_t, eta_t, phi_t = p.pt[idx], p.eta[idx], p.phi[idx]
-    q_t = np.sign(charge[idx])
-    vx, vy, vz = p.vx[idx], p.vy[idx], p.vz[idx]
-    cot_t = np.sinh(eta_t)
-    sin_theta = 1.0 / np.cosh(eta_t)
-
-    # Perigee of the true trajectory w.r.t. the beam line (straight-line approximation near the vertex).
-    d0_t = -vx * np.sin(phi_t) + vy * np.cos(phi_t)
-    z0_t = vz - (vx * np.cos(phi_t) + vy * np.sin(phi_t)) * cot_t
-
-    g = rng.standard_normal((5, n))
-    sig_rel = pt_resolution(pt_t, eta_t if eta_dependence else None)
-    qopt = q_t / pt_t + g[0] * sig_rel / pt_t
-    qopt = np.where(qopt == 0, q_t * 1e-6, qopt)
-    pt_m = 1.0 / np.abs(qopt)
-    q_m = np.sign(qopt)
-    phi_m = wrap_phi(phi_t + g[1] * _res(PHI_RES, pt_t))
-    cot_m = cot_t + g[2] * _res(COTTHETA_RES, pt_t)
-    eta_m = np.arcsinh(cot_m)
-    d0_m = d0_t + g[3] * _res(D0_RES_MM, pt_t)
-    z0_m = z0_t + g[4] * _res(Z0SIN_RES_MM, pt_t) / sin_theta
-
-    hits = _draw_hits(rng, eta_m)
-    n_pix = hits["trackNumberOfPixelHits"]
-    n_sct = hits["trackNumberOfSCTHits"]
-    ndof = np.maximum(2 * n_pix + n_sct + hits["trackNumberOfTRTHits"] - 5, 1).astype(np.int32)
-    chi2 = rng.chisquare(ndof).astype(np.float32)
-
-    keep = (
-        (pt_m > pt_min)
-        & (np.abs(eta_m) < eta_max)
-        & (n_pix + n_sct >= 7)
-        & (hits["trackNumberOfPixelHoles"] <= 1)
-        & (hits["trackNumberOfPixelHoles"] + hits["trackNumberOfSCTHoles"] <= 2)
-    )
-    order = np.flatnonzero(keep)
-    order = order[np.lexsort((-pt_m[order], p.event[idx][order]))]
-
-    sel = idx[order]
-    pt_m, eta_m, phi_m, q_m = pt_m[order], eta_m[order], phi_m[order], q_m[order]
-    z0_m = z0_m[order]
-    layer_eta, layer_phi = extrapolate_helices(pt_m, eta_m, phi_m, q_m, z0_m, b_field_t=b_field_t)
-    ref_ok = (layer_eta[:, _EMB2] > MISSING_THRESHOLD) | (layer_eta[:, _EME2] > MISSING_THRESHOLD)
-
-    f32 = np.float32
-    out: dict[str, np.ndarray] = {
-        "event": p.event[sel].astype(np.int64),
-        "truth_index": p.index[sel].astype(np.int32),
-        "calo_reference_ok": ref_ok,
-        "trackPt": pt_m.astype(f32),
-        "trackP": (pt_m * np.cosh(eta_m)).astype(f32),
-        "trackMass": np.full(len(sel), PION_MASS, dtype=f32),
-        "trackEta": eta_m.astype(f32),
-        "trackPhi": phi_m.astype(f32),
-        "trackCharge": q_m.astype(f32),
-        "trackD0": d0_m[order].astype(f32),
-        "trackZ0": z0_m.astype(f32),
-        "trackChiSquared": chi2[order],
-        "trackNumberDOF": ndof[order],
-    }
-    for name in HIT_COLUMNS:
-        out[name] = hits[name][order].astype(np.int32)
-    out.update(layer_branches(layer_eta, layer_phi))
-    if len(sel):
+    measured = _smear_perigee(p, idx, charge, rng, eta_dependence)
+    hits, ndof, chi2 = _fit_quality(rng, measured.eta)
+    order = _selected_order(measured, hits, p.event[idx], pt_min, eta_max)
+    out = _track_table(p, idx[order], order, measured, hits, ndof, chi2, b_field_t)
+    if len(out["event"]):
         log.debug(
             "simulate_tracks: %d candidates -> %d tracks (%d without EMB2/EME2 point)",
             int(cand.sum()),
-            len(sel),
-            int((~ref_ok).sum()),
+            len(out["event"]),
+            int((~out["calo_reference_ok"]).sum()),
         )
     return out

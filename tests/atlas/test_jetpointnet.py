@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -44,12 +46,44 @@ def test_input_scale_and_output_in_dataset_units() -> None:
 
 
 def test_presets() -> None:
+    assert jetpointnet.PRESETS == ("default", "report")  # jetcloud/presets/atlas.yaml
     config, loss = jetpointnet.training_setup("default", META, "mse", lr=1e-3, epochs=2, batch_size=4)
     assert config.optimizer == "adamw" and config.schedule == "cosine" and loss.scale == pytest.approx(1e-3)
+    assert config.grad_clip == 5.0 and config.epochs == 2 and not loss.original_normalisation
+    _, loss = jetpointnet.training_setup("default", {**META, "energy_unit": "GeV"}, "huber")
+    assert loss.scale == 1.0 and loss.kind == "huber"
     config, loss = jetpointnet.training_setup("report", META, "mse", epochs=3, lr=0.5)
     assert config.lr == 1e-9 and config.batch_size == 24 and config.epochs == 3 and loss.original_normalisation
+    assert loss.scale == 1.0  # MeV-scale, as the original
     with pytest.raises(ValueError, match="unknown preset"):
         jetpointnet.training_setup("fast", META)
+
+
+def test_report_preset_values() -> None:
+    # the report version's settings (jets_train.py @ 68ec39f), lr 1e-9 included
+    config, _ = jetpointnet.training_setup("report", META, seed=3, device="cpu", batch_size=7, weight_decay=0.1)
+    expected = {"optimizer": "adam", "lr": 1e-9, "batch_size": 24, "epochs": 20, "schedule": "step", "step_size": 2}
+    assert {k: getattr(config, k) for k in expected} == expected
+    assert config.gamma == 0.5 and config.shuffle is False and config.weight_decay == 0.0
+    assert config.seed == 3 and config.device == "cpu"  # the settings the report preset accepts
+
+
+def test_a_bad_atlas_preset_file_is_named(tmp_path, monkeypatch) -> None:
+    from jetcloud.train import presets
+
+    monkeypatch.setattr(presets, "PRESET_DIR", tmp_path)
+    path = tmp_path / "atlas.yaml"
+    path.write_text("report:\n  description: x\n  settings: {}\n  loss: {}\n  accepts: [epoch]\n")
+    with pytest.raises(presets.PresetError, match=re.escape(f"{path}, preset 'report': accepts names unknown")):
+        jetpointnet._load_presets()
+    path.write_text("default:\n  description: x\n  settings: {}\n  loss: {scale: 2.0}\n")
+    with pytest.raises(
+        presets.PresetError, match=re.escape(f"{path}, preset 'default', loss: unknown key(s) ['scale']")
+    ):
+        jetpointnet._load_presets()
+    path.write_text("default:\n  description: x\n  settings: {lr: 1e-3}\n  loss: {}\n")
+    with pytest.raises(presets.PresetError, match=re.escape(f"{path}, preset 'default', settings: lr = '1e-3'")):
+        jetpointnet._load_presets()
 
 
 def test_run_directory_round_trip(tmp_path) -> None:

@@ -9,19 +9,11 @@ import awkward as ak
 import numpy as np
 import pytest
 
+from jetcloud.atlas.celltable import CellTable
+from jetcloud.atlas.containment import ADAPTIVE_RADIUS_RANGE, adaptive_radius, load_containment_table
 from jetcloud.atlas.layers import LAYER_NAMES, LAYER_POSITION_MM, MISSING_EXTRAPOLATION
 from jetcloud.atlas.mltree_schema import JETPOINTNET_BRANCHES
-from jetcloud.atlas.samples import (
-    ADAPTIVE_RADIUS_RANGE,
-    SAMPLE_TYPE,
-    SPLIT_NAMES,
-    CellTable,
-    adaptive_radius,
-    build_chunk,
-    build_samples,
-    load_containment_table,
-    split_of_event,
-)
+from jetcloud.atlas.samples import SAMPLE_TYPE, SPLIT_NAMES, build_chunk, build_samples, split_of_event
 
 # --------------------------------------------------------------------------------------------------------------
 # hand-built events
@@ -429,7 +421,7 @@ def test_bad_inputs_leave_no_output(simulated: Path, tmp_path: Path) -> None:
 
 
 def test_containment_measurement_runs(simulated: Path) -> None:
-    from jetcloud.atlas.samples import measure_containment_radius
+    from jetcloud.atlas.containment import measure_containment_radius
 
     files = sorted((simulated / "events").glob("*.root"))
     geo = simulated / "geometry.root"

@@ -73,6 +73,65 @@ def test_every_qg_model_is_registered_with_a_preset_and_k():
     assert qg_train.preset("mlp", lr=0.5, epochs=None)["lr"] == 0.5
 
 
+QG_MODELS = (
+    "mlp",
+    "sparse_cnn_200",
+    "sparse_cnn_800",
+    *(f"resnet_pc_{v}" for v in ("256_s", "256_m", "512_s", "512_m", "768_s", "768_m", "1024_s", "1024_m", "1024_l")),
+    "pfn",
+    "particlenet",
+    "particlenet_lite",
+    "transformer",
+    "transformer_small",
+)
+
+
+def test_qg_presets_from_yaml_keep_their_values():
+    # jetcloud/presets/qg.yaml: every model, in this order, with the report's (or the paper's) settings
+    assert tuple(qg_train.PRESETS) == QG_MODELS and tuple(qg_train.PRESET_SOURCES) == QG_MODELS
+    assert qg_train.PRESETS["mlp"] == {
+        "optimizer": "adam",
+        "lr": 1e-3,
+        "weight_decay": 0.0,
+        "batch_size": 256,
+        "epochs": 20,
+        "schedule": "step",
+        "step_size": 8,
+        "gamma": 0.5,
+        "amp": "fp16",
+    }
+    assert qg_train.PRESETS["sparse_cnn_200"]["lr"] == 2e-4 and qg_train.PRESETS["sparse_cnn_800"]["batch_size"] == 64
+    resnet = {k: v for k, v in qg_train.PRESETS.items() if k.startswith("resnet_pc_")}
+    assert len(resnet) == 9 and all(v == resnet["resnet_pc_256_s"] for v in resnet.values())
+    assert resnet["resnet_pc_1024_l"] == {
+        "optimizer": "adam",
+        "lr": 1e-3,
+        "weight_decay": 0.0,
+        "batch_size": 128,
+        "epochs": 100,
+        "schedule": "step",
+        "step_size": 20,
+        "gamma": 0.5,
+        "amp": "none",
+    }
+    assert qg_train.PRESETS["pfn"]["batch_size"] == 500 and qg_train.PRESETS["pfn"]["schedule"] == "none"
+    assert qg_train.PRESETS["particlenet_lite"] == qg_train.PRESETS["particlenet"]
+    assert qg_train.PRESETS["particlenet"]["lr"] == 3e-3 and qg_train.PRESETS["particlenet"]["amp"] == "bf16"
+    assert qg_train.PRESETS["transformer_small"]["weight_decay"] == 0.01
+    assert qg_train.PRESET_SOURCES["mlp"] == "report: Adam 1e-3, batch 256, 20 epochs, StepLR(8, 0.5), AMP"
+    assert qg_train.PRESET_SOURCES["resnet_pc_512_m"].endswith("which the shared loop does not offer)")
+    assert qg_train.PRESET_SOURCES["transformer_small"] == "as transformer"
+    for settings in qg_train.PRESETS.values():  # floats stay floats (PyYAML reads 1e-3 as a string)
+        assert isinstance(settings["lr"], float) and isinstance(settings["weight_decay"], float)
+
+
+def test_preset_returns_a_copy():
+    settings = qg_train.preset("resnet_pc_256_s", epochs=3)
+    settings["lr"] = 0.5
+    assert settings["epochs"] == 3 and qg_train.PRESETS["resnet_pc_256_s"]["epochs"] == 100
+    assert qg_train.preset("resnet_pc_256_m")["lr"] == 1e-3
+
+
 def test_unknown_model_lists_known_names():
     with pytest.raises(KeyError, match="sparse_cnn_200"):
         get_model("no_such_model")
