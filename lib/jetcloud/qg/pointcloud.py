@@ -292,56 +292,45 @@ def _check_conversion(path: str, chunk_size: int, compression: str) -> dict[str,
 
 
 def _convert_splits(plan: _Conversion, tmp: Path, sizes: dict[str, int], hits: dict[str, np.ndarray]) -> int:
-    """Create the output files in ``tmp``, convert every split into them (train first) and close them."""
+    """Create the output files in ``tmp``, convert every split into them (train first) and close them.
+
+    The datasets of a split stay referenced until the next split's are created and the files closed: HDF5 lays
+    out its metadata when a dataset is released, so this order keeps the files byte-identical run to run.
+    """
     import h5py
 
-    ks = plan.ks
-    files = {"points": h5py.File(tmp / POINTS_NAME, "w")} | {k: h5py.File(tmp / f"QG{k}.h5", "w") for k in ks}
+    from jetcloud.parallel import map_chunks
+
+    func = functools.partial(_chunk_points, ks=plan.ks, descending=plan.descending, label_column=plan.label_column)
+    files = {"points": h5py.File(tmp / POINTS_NAME, "w")} | {k: h5py.File(tmp / f"QG{k}.h5", "w") for k in plan.ks}
     try:
         for split, n in sizes.items():  # train first: max_hit is known before the test jets
-            max_hit = _convert_split(plan, files, split, n, hits)
+            group = _SPLIT_GROUPS[split]
+            pts = {"X": _create(files["points"], f"{group}/X", (n, 0, 5), plan.compression, growable=True)}
+            for name in ("Y", "n_hits", "pt", "m0"):
+                pts[name] = _create(files["points"], f"{group}/{name}", (n,), "none")
+            trimmed = {k: _trimmed_datasets(files[k], group, n, k, plan.compression) for k in plan.ks}
+            todo = [_Chunk(plan.path, split, a, min(n, a + plan.chunk_size)) for a in range(0, n, plan.chunk_size)]
+            hits[split] = np.zeros(n, np.int64)
+            bar = tqdm(total=n, desc=f"point clouds {split}", unit="jet", disable=not plan.progress)
+            for w in range(0, len(todo), plan.wave):
+                batch = todo[w : w + plan.wave]
+                results = map_chunks(func, batch, workers=plan.workers, scheduler=plan.scheduler, progress=False)
+                for chunk, res in zip(batch, results, strict=True):
+                    _write_chunk(pts, trimmed, chunk, res, hits[split])
+                    bar.update(chunk.stop - chunk.start)
+            bar.close()
+            max_hit = _check_split_hits(plan, split, n, hits)
+            pts["X"].resize(max_hit, axis=1)  # every split padded to the training max_hit, as the original
     finally:
         for f in files.values():
             f.close()
     return max_hit
 
 
-def _convert_split(plan: _Conversion, files: dict[Any, Any], split: str, n: int, hits: dict[str, np.ndarray]) -> int:
-    """Convert and write the ``n`` jets of ``split`` wave by wave; fills ``hits[split]``, returns ``max_hit``."""
-    from jetcloud.parallel import map_chunks
-
-    func = functools.partial(_chunk_points, ks=plan.ks, descending=plan.descending, label_column=plan.label_column)
-    pts, trimmed = _split_datasets(files, _SPLIT_GROUPS[split], n, plan.ks, plan.compression)
-    todo = [_Chunk(plan.path, split, a, min(n, a + plan.chunk_size)) for a in range(0, n, plan.chunk_size)]
-    hits[split] = np.zeros(n, np.int64)
-    bar = tqdm(total=n, desc=f"point clouds {split}", unit="jet", disable=not plan.progress)
-    for w in range(0, len(todo), plan.wave):
-        batch = todo[w : w + plan.wave]
-        results = map_chunks(func, batch, workers=plan.workers, scheduler=plan.scheduler, progress=False)
-        for chunk, res in zip(batch, results, strict=True):
-            _write_chunk(pts, trimmed, chunk, res, hits[split])
-            bar.update(chunk.stop - chunk.start)
-    bar.close()
-    max_hit = _check_split_hits(plan, split, n, hits)
-    pts["X"].resize(max_hit, axis=1)  # every split padded to the training max_hit, as the original
-    return max_hit
-
-
-def _split_datasets(
-    files: dict[Any, Any], group: str, n: int, ks: tuple[int, ...], compression: str
-) -> tuple[dict[str, Any], dict[int, tuple[Any, Any]]]:
-    """Create one split's datasets: the untrimmed clouds and their columns, and (X, Y) of every ``QG{K}.h5``."""
-    pts = {"X": _create(files["points"], f"{group}/X", (n, 0, 5), compression, growable=True)}
-    for name in ("Y", "n_hits", "pt", "m0"):
-        pts[name] = _create(files["points"], f"{group}/{name}", (n,), "none")
-    trimmed = {
-        k: (
-            _create(files[k], f"{group}/X", (n, k, 5), compression),
-            _create(files[k], f"{group}/Y", (n,), "none"),
-        )
-        for k in ks
-    }
-    return pts, trimmed
+def _trimmed_datasets(f: Any, group: str, n: int, k: int, compression: str) -> tuple[Any, Any]:
+    """``(X, Y)`` of one split in ``QG{K}.h5``."""
+    return _create(f, f"{group}/X", (n, k, 5), compression), _create(f, f"{group}/Y", (n,), "none")
 
 
 def _write_chunk(
