@@ -51,6 +51,7 @@ import numpy as np
 
 from jetcloud.arrays import gather_ranges
 from jetcloud.io.manifest import write_manifest
+from jetcloud.kinematics import delta_phi, delta_r
 from jetcloud.parallel import default_workers, map_chunks
 from jetcloud.qg import detector as cms
 from jetcloud.qg.e2e import E2EWriter, check_output
@@ -336,11 +337,6 @@ def parton_label(pdg: np.ndarray) -> np.ndarray:
     return np.where((a >= 1) & (a <= 3), QUARK, np.where(a == 21, GLUON, -1)).astype(np.int64)
 
 
-def delta_phi(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a - b wrapped into [-pi, pi)."""
-    return np.mod(np.asarray(a) - np.asarray(b) + np.pi, 2 * np.pi) - np.pi
-
-
 def match_dijets(
     jets: Jets, partons: dict[str, np.ndarray], n_events: int, *, pt_min: float, eta_max: float, dr_max: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -364,7 +360,7 @@ def match_dijets(
     cnt = j_count[pe]
     pair_p = np.repeat(p_idx, cnt)
     pair_j = sel[gather_ranges(j_start[pe], cnt)]
-    dr = np.hypot(jets.eta[pair_j] - partons["eta"][pair_p], delta_phi(jets.phi[pair_j], partons["phi"][pair_p]))
+    dr = delta_r(jets.eta[pair_j], jets.phi[pair_j], partons["eta"][pair_p], partons["phi"][pair_p])
     order = np.lexsort((dr, pair_p))  # per parton, nearest jet first
     pair_p, pair_j, dr = pair_p[order], pair_j[order], dr[order]
     first = np.r_[True, pair_p[1:] != pair_p[:-1]]
