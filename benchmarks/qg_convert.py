@@ -1,4 +1,4 @@
-"""Benchmark: E2E images -> point clouds -> top-K (notebook 06) against the raw HDF5 read of the same jets.
+"""Benchmark: E2E images -> point clouds -> top-K (notebook 07) against the raw HDF5 read of the same jets.
 
     python benchmarks/qg_convert.py [--input data/raw/demo/qg/quark_gluon.h5] [--ks 200 800] [--workers 1]
 

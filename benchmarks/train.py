@@ -24,7 +24,7 @@ the process on CPU, ``torch.cuda.max_memory_allocated`` on CUDA). For reference,
 
 ``--task qg`` measures the quark/gluon classifiers of :mod:`jetcloud.qg.train` the same way, each with its
 training preset (optimizer, learning rate, batch size; AMP on CUDA only) and the report's K for its name
-(``qg_train.default_k``). ``--data`` is a directory of ``QG{K}.h5`` files (notebook 06); without it each model
+(``qg_train.default_k``). ``--data`` is a directory of ``QG{K}.h5`` files (notebook 07); without it each model
 gets synthetic clouds of K points x 5 features (track pT, ECAL, HCAL, column, row) in the original's ascending
 order with padding first, with log-normal hit counts around 700 (the demo jets' median), so most jets fill K.
 """

@@ -1,6 +1,6 @@
 """Split a profile's parameter file into one papermill parameter file per run (used by run_all.sh).
 
-    python scripts/split_params.py notebooks/params/demo/07_train_qg_model.yaml build/demo/params
+    python scripts/split_params.py notebooks/params/demo/08_train_qg_model.yaml build/demo/params
 
 A parameter file holds one YAML document (one run of the notebook) or several documents separated by
 ``---`` (one run each, e.g. one per model). Each document is written to ``OUTDIR/<stem>@<label>.yaml``, label

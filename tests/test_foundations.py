@@ -216,21 +216,21 @@ def test_record_metrics_rejects_bad_names_and_types():
 
 
 def test_read_metrics_missing_names_notebook():
-    with pytest.raises(FileNotFoundError, match="no metrics for 07_train_qg_model.*run_all.sh --profile full"):
-        nbtools.read_metrics("07_train_qg_model", "full")
+    with pytest.raises(FileNotFoundError, match="no metrics for 08_train_qg_model.*run_all.sh --profile full"):
+        nbtools.read_metrics("08_train_qg_model", "full")
 
 
 def test_clean_outputs(isolated_outputs):
-    nbtools.record_metrics("08_compare_qg_models", {"auc": 0.8}, "smoke")
+    nbtools.record_metrics("09_compare_qg_models", {"auc": 0.8}, "smoke")
     figs = isolated_outputs["figures"] / "smoke"
     figs.mkdir(parents=True)
     for name in ("qg_roc.png", "qg_roc.pdf", "atlas_response.png"):
         (figs / name).write_text("x")
-    removed = nbtools.clean_outputs("smoke", "08_compare_qg_models", figure_globs=["qg_*"])
-    assert sorted(p.name for p in removed) == ["08_compare_qg_models.json", "qg_roc.pdf", "qg_roc.png"]
+    removed = nbtools.clean_outputs("smoke", "09_compare_qg_models", figure_globs=["qg_*"])
+    assert sorted(p.name for p in removed) == ["09_compare_qg_models.json", "qg_roc.pdf", "qg_roc.png"]
     assert _leftovers(figs) == ["atlas_response.png"]
     with pytest.raises(ValueError):
-        nbtools.clean_outputs("smoke", "08_compare_qg_models", figure_globs=["../*"])
+        nbtools.clean_outputs("smoke", "09_compare_qg_models", figure_globs=["../*"])
 
 
 # ---- seeding --------------------------------------------------------------------------------------------

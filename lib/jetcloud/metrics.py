@@ -12,7 +12,7 @@ summed predicted energy of its cells and ``E_true`` the focused particle's true 
 - :func:`energy_weighted_accuracy`: the later HEAD metric: per sample, the truth-energy weighted fraction of
   cells whose class (focused fraction > 0.5) is predicted right, averaged over samples (section 6.2).
 
-Classification (quark/gluon, notebook 08): :func:`roc_auc` and :func:`background_rejection` (1 / eps_b at a
+Classification (quark/gluon, notebook 09): :func:`roc_auc` and :func:`background_rejection` (1 / eps_b at a
 given signal efficiency, linear interpolation of the ROC curve).
 """
 

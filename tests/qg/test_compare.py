@@ -1,4 +1,4 @@
-"""jetcloud.qg.compare (notebook 08): loading the runs of notebook 07, the tables, the goal verdicts, the figures."""
+"""jetcloud.qg.compare (notebook 09): loading the runs of notebook 08, the tables, the goal verdicts, the figures."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 
 
 def write_run(root: Path, name: str, auc_shift: float, level: str = "detector", scores: bool = True) -> None:
-    """A run directory as notebook 07 writes it, with scores whose AUC grows with ``auc_shift``."""
+    """A run directory as notebook 08 writes it, with scores whose AUC grows with ``auc_shift``."""
     rng = np.random.default_rng(len(name))
     labels = np.repeat([0, 1], 200)
     s = 1 / (1 + np.exp(-(rng.normal(size=400) + auc_shift * labels)))

@@ -250,7 +250,7 @@ def test_load_data_split_trim_and_errors(tmp_path):
     assert data.train[0]["inputs"].shape == (6, 5) and data.train[0]["target"].dtype == torch.int64
     with pytest.raises(ValueError, match="larger than the padded length"):
         qg_train.load_data("smoke", "mlp", k=9, source=tmp_path)
-    with pytest.raises(FileNotFoundError, match="notebook 06"):
+    with pytest.raises(FileNotFoundError, match="notebook 07"):
         qg_train.load_data("smoke", "mlp", source=tmp_path / "missing")
     with pytest.raises(KeyError, match="known"):
         qg_train.load_data("smoke", "nope", source=tmp_path)

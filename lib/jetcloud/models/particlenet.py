@@ -1,7 +1,7 @@
 """ParticleNet-style dynamic-graph CNN (EdgeConv, Qu & Gouskos, arXiv:1902.08570) for quark/gluon point clouds.
 
 - **Coordinates** for the first k-NN graph: ``coord_index`` columns of the input; for the detector-level point
-  clouds of notebook 06 (features ``track, ECAL, HCAL, col, row``) that is ``(row, col)`` = (eta, phi) in pixel
+  clouds of notebook 07 (features ``track, ECAL, HCAL, col, row``) that is ``(row, col)`` = (eta, phi) in pixel
   units, for the particle-level features of :mod:`jetcloud.qg.train` (``dy, dphi``).
 - **EdgeConv block**: for every point its ``k`` nearest neighbours; edge features
   ``MLP(x_i, x_j - x_i)`` (1x1 conv + BN + ReLU per layer), averaged over the k edges, plus a shortcut

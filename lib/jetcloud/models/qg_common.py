@@ -2,7 +2,7 @@
 :mod:`particlenet`, :mod:`transformer`).
 
 **Inputs.** Every classifier takes ``x [B, K, F]``: ``K`` points (hits or particles) of ``F`` features, zero rows
-as padding (the ``QG{K}.h5`` layout of notebook 06: features ``track, ECAL, HCAL, col, row``, ascending order with
+as padding (the ``QG{K}.h5`` layout of notebook 07: features ``track, ECAL, HCAL, col, row``, ascending order with
 the padding first). The models that use a mask take an optional ``mask [B, K]`` (True = real point); without one
 a point is real when any of its features is non-zero (a hit has a non-zero channel by definition).
 

@@ -1,6 +1,6 @@
 """The report's sparse CNNs on the ordered top-K hits: ``sparse_cnn_200`` and ``sparse_cnn_800``.
 
-The K hits are treated as a 1-D sequence (the ascending energy order of notebook 06, padding first) and
+The K hits are treated as a 1-D sequence (the ascending energy order of notebook 07, padding first) and
 convolved with **depthwise-separable** units: ``DS(c_in -> c_out)`` = depthwise Conv1d(c_in, c_in, 3, padding 1,
 groups c_in) -> pointwise Conv1d(c_in, c_out, 1) -> BN -> ReLU.
 

@@ -1,4 +1,4 @@
-"""Comparison of the quark/gluon runs of notebook 07 (used by notebook 08): run loading, tables, figures, and the
+"""Comparison of the quark/gluon runs of notebook 08 (used by notebook 09): run loading, tables, figures, and the
 published reference numbers of ``qg-reference.md`` (sections 5 and 6; [U] = unverified there, [V] = verified).
 """
 

@@ -1,4 +1,4 @@
-"""Every figure of the quark/gluon notebooks (05-08): jet images, kinematics, hit multiplicities and detector
+"""Every figure of the quark/gluon notebooks (06-09): jet images, kinematics, hit multiplicities and detector
 response of the simulation; point-cloud distributions of the conversion.
 
 Inputs are the summaries of :func:`jetcloud.qg.simulate.simulate_images`, the E2E images ``[N, 125, 125, 3]`` or

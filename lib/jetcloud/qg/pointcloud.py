@@ -1,4 +1,4 @@
-"""Quark/gluon jet images -> sparse point clouds -> top-K trimming (notebook 06), as ``ToPointCloudForm.py``.
+"""Quark/gluon jet images -> sparse point clouds -> top-K trimming (notebook 07), as ``ToPointCloudForm.py``.
 
 The E2E images are ``(N, 125, 125, 3)`` float32 arrays (axis 1 = eta row, axis 2 = phi column; channels track
 pT, ECAL, HCAL). Their point-cloud form (``qg-reference.md`` section 2), reproduced exactly:
@@ -393,7 +393,7 @@ def read_qg(path: str | os.PathLike, split: str = "train") -> tuple[np.ndarray, 
     if split not in _SPLIT_GROUPS:
         raise ValueError(f"split must be one of {list(_SPLIT_GROUPS)}, got {split!r}")
     if not path.is_file():
-        raise FileNotFoundError(f"QG point-cloud file {path} does not exist (run notebook 06)")
+        raise FileNotFoundError(f"QG point-cloud file {path} does not exist (run notebook 07)")
     group = _SPLIT_GROUPS[split]
     with h5py.File(path, "r") as f:
         missing = [f"{group}/{k}" for k in ("X", "Y") if f"{group}/{k}" not in f]

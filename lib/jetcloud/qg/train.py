@@ -6,7 +6,7 @@
     from jetcloud.qg import train as qg_train
     from jetcloud.models import get_model
 
-    data = qg_train.load_data("demo", "mlp")                        # QG200.h5 of notebook 06
+    data = qg_train.load_data("demo", "mlp")                        # QG200.h5 of notebook 07
     model = get_model("mlp", **qg_train.model_kwargs("mlp", data))
     config = train.TrainConfig(**qg_train.preset("mlp", epochs=5))   # the report's settings, overridden
     result = train.fit(model, data.train, data.val, qg_train.classification_loss, config, run_dir,
@@ -27,7 +27,7 @@ cross-entropy; one-logit models (ResNet_PC as in its code): ``score = sigmoid``,
 on the ROC curve at that ``eps_s`` (:func:`jetcloud.metrics.background_rejection`); infinite (reported as None)
 when the interpolated ``eps_b`` is 0.
 
-**Particle level.** With ``particle_level=True`` the EnergyFlow-layout set of notebook 05 (``X`` = pT, y, phi,
+**Particle level.** With ``particle_level=True`` the EnergyFlow-layout set of notebook 06 (``X`` = pT, y, phi,
 pid per particle) becomes point clouds of :data:`PARTICLE_FEATURES` (pT fractions, charge and experimental PID
 flags, coordinates relative to the pT-weighted jet axis), sorted by pT with zero padding at the end; the
 80 % / 20 % train / test split is the file order (the first 80 % train), and the validation set is carved from
@@ -176,12 +176,12 @@ def split_train_val(n: int, val_fraction: float = 0.1, seed: int = 0) -> tuple[n
 def _detector_arrays(directory: Path, k: int) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], str]:
     files = {int(m.group(1)): p for p in directory.glob("QG*.h5") if (m := re.fullmatch(r"QG(\d+)\.h5", p.name))}
     if not files:
-        raise FileNotFoundError(f"no QG{{K}}.h5 files in {directory}: run notebook 06 first")
+        raise FileNotFoundError(f"no QG{{K}}.h5 files in {directory}: run notebook 07 first")
     larger = sorted(kk for kk in files if kk >= k)
     if not larger:
         raise ValueError(
             f"K = {k} is larger than the padded length of every point-cloud file in {directory} "
-            f"(available K: {sorted(files)}); write QG{k}.h5 with notebook 06 (parameter ks) or use a smaller K"
+            f"(available K: {sorted(files)}); write QG{k}.h5 with notebook 07 (parameter ks) or use a smaller K"
         )
     path = files[larger[0]]
     out = {}
@@ -237,7 +237,7 @@ def _particle_arrays(path: Path, k: int) -> dict[str, tuple[np.ndarray, np.ndarr
     from jetcloud.qg.energyflow import read_qg_npz
 
     if not path.is_file():
-        raise FileNotFoundError(f"particle-level file {path} does not exist (run notebook 05)")
+        raise FileNotFoundError(f"particle-level file {path} does not exist (run notebook 06)")
     x, y = read_qg_npz(path)
     feats = particle_features(x, k)
     n_train = int(round(0.8 * len(feats)))
@@ -254,8 +254,8 @@ def load_data(
     split_seed: int = 0,
     source: str | os.PathLike | None = None,
 ) -> QGData:
-    """Datasets for ``model``: ``QG{K}.h5`` of notebook 06 (K = ``k`` or :func:`default_k`), or the particle-level
-    file of notebook 05 (``particle_level``; K = ``k`` or the file's padded length).
+    """Datasets for ``model``: ``QG{K}.h5`` of notebook 07 (K = ``k`` or :func:`default_k`), or the particle-level
+    file of notebook 06 (``particle_level``; K = ``k`` or the file's padded length).
 
     ``source`` overrides the directory of the ``QG{K}.h5`` files (or the particle-level ``.npz``). When no file
     has exactly K points the smallest one with more is trimmed to its top K (:func:`trim_top_k`). Missing files,
