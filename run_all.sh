@@ -24,7 +24,9 @@ copies and logs are then named <stem>@<model>.
 
 Outputs: executed notebooks in build/<profile>/executed/, logs in build/<profile>/logs/,
 metrics in build/<profile>/metrics/, figures in figures/<profile>/ (JETCLOUD_BUILD / JETCLOUD_FIGURES
-move build/ and figures/). Stops at the first failing notebook, naming it and the cell's error.
+move build/ and figures/). Last step: an offline HTML book of every executed notebook of the profile,
+build/<profile>/book/index.html (python -m jetcloud.book; also after a failure, to show the error).
+Stops at the first failing notebook, naming it and the cell's error.
 Environment: JETCLOUD_CELL_TIMEOUT (seconds per cell, default none), see also scripts/bootstrap.sh.
 EOF
 }
@@ -116,6 +118,18 @@ papermill_cmd() {  # papermill_cmd NOTEBOOK OUTPUT PARAMS_FILE -> fills the arra
     return 0
 }
 
+book_cmd() {  # -> fills the array `cmd` with the book build (jetcloud.book), the last step
+    cmd=(python -m jetcloud.book --profile "$profile")
+}
+
+build_book() {  # build_book -> 0 when build/<profile>/book was (re)built
+    book_cmd
+    echo
+    echo "==> book -> $build_root/$profile/book/index.html"
+    printf '    %q' "${cmd[@]}"; echo
+    "${cmd[@]}"
+}
+
 if ((dry_run)); then
     ((${#selected[@]})) || echo "run_all.sh: no numbered notebooks selected in notebooks/"
     [[ -x .venv/bin/python ]] && PY=.venv/bin/python
@@ -127,6 +141,7 @@ if ((dry_run)); then
             printf '%q ' "${cmd[@]}"; echo
         done
     done
+    book_cmd; printf '%q ' "${cmd[@]}"; echo
     exit 0
 fi
 
@@ -206,6 +221,7 @@ if [[ -n "$failed" ]]; then
     if [[ -z "$err" ]]; then  # no executed copy (e.g. kernel failed to start): last error line of the log
         err="$(grep -E 'Error|Exception' "$logs_dir/$stem.log" | tail -n 1 || true)"
     fi
+    build_book || echo "run_all.sh: the book build failed too (see above)" >&2
     print_table
     echo
     failed_nb="notebooks/${failed%%@*}.ipynb"
@@ -217,6 +233,13 @@ if [[ -n "$failed" ]]; then
     exit 1
 fi
 
+if ! build_book; then
+    print_table
+    echo
+    echo "FAILED: book build (the ${#selected[@]} notebook(s) passed): ${cmd[*]}"
+    exit 1
+fi
 print_table
+echo "book:               $build_root/$profile/book/index.html"
 echo
 echo "run_all.sh: all ${#selected[@]} notebook(s) passed (profile $profile)."

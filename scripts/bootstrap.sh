@@ -4,8 +4,9 @@
 #   1. create .venv with `python3 -m venv` when it is missing;
 #   2. install torch pinned to the CPU wheel (JETCLOUD_TORCH_SPEC, default torch==2.13.0) unless
 #      `import torch` already works in the venv: a bare `torch` requirement pulls a multi-GB CUDA build;
-#   3. `pip install -e ".[test]"`, skipped when .venv/.jetcloud-install-stamp holds the sha256 of
-#      pyproject.toml (plus the torch spec) from the last successful install;
+#   3. `pip install -e ".[test,notebooks]"` (tests, Jupyter, papermill, ipywidgets), skipped when
+#      .venv/.jetcloud-install-stamp holds the sha256 of pyproject.toml (plus the torch spec) from the last
+#      successful install;
 #   4. register the Jupyter kernel `jetcloud` inside the venv (papermill -k jetcloud).
 #
 # Afterwards PY is the venv's python, .venv/bin is first on PATH, MPLBACKEND=Agg, and JETCLOUD_DATA /
@@ -13,13 +14,17 @@
 #
 # Environment knobs:
 #   JETCLOUD_PYTHON        interpreter used to create .venv (default: python3)
-#   JETCLOUD_TORCH_SPEC    pip requirement for torch (default: torch==2.13.0)
+#   JETCLOUD_TORCH_SPEC    pip requirement for torch (default: torch==2.13.0). For a CUDA build, install torch
+#                          into .venv first from the cu12x index of the PyTorch install matrix, e.g.
+#                          .venv/bin/pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128
+#                          (step 2 keeps any torch that imports)
 #   JETCLOUD_NO_BOOTSTRAP  1 = use .venv as it is, install nothing (fails if .venv is missing)
 #   JETCLOUD_CALLER_PWD    directory relative JETCLOUD_* paths are resolved against (set by the callers)
 
 JC_VENV="${JC_VENV:-.venv}"
 JC_TORCH_SPEC="${JETCLOUD_TORCH_SPEC:-torch==2.13.0}"
 JC_KERNEL_NAME="jetcloud"
+JC_EXTRAS="test,notebooks"  # what run_tests.sh (test) and run_all.sh (notebooks) need
 JC_STAMP="$JC_VENV/.jetcloud-install-stamp"
 
 jc_log() { printf '[bootstrap] %s\n' "$*" >&2; }
@@ -83,8 +88,8 @@ jc_bootstrap() {
         local key
         key="$(jc_install_key)"
         if [[ ! -f "$JC_STAMP" || "$(cat "$JC_STAMP")" != "$key" ]] || ! "$PY" -c "import jetcloud" >/dev/null 2>&1; then
-            jc_log "pip install -e \".[test]\" (first run or pyproject.toml changed; a fresh venv takes minutes)"
-            "$PY" -m pip install --quiet -e ".[test]" || jc_die "pip install -e \".[test]\" failed"
+            jc_log "pip install -e \".[$JC_EXTRAS]\" (first run or pyproject.toml changed; a fresh venv takes minutes)"
+            "$PY" -m pip install --quiet -e ".[$JC_EXTRAS]" || jc_die "pip install -e \".[$JC_EXTRAS]\" failed"
             printf '%s\n' "$key" >"$JC_STAMP"
         fi
 

@@ -1,4 +1,5 @@
-"""environment.yml (conda-forge) mirrors pyproject.toml: same packages, same version bounds."""
+"""environment.yml (conda-forge) mirrors pyproject.toml: same packages, same version bounds; the library installs
+without Jupyter (the ``notebooks`` extra has it) and bootstrap installs what run_all.sh and run_tests.sh need."""
 
 from __future__ import annotations
 
@@ -25,15 +26,28 @@ CONDA_TO_PIP = {
     "matplotlib-base": "matplotlib",
     "pythia8": "pythia8mc",
 }
+#: The extras environment.yml mirrors (and bootstrap installs); the others (dist, root) are opt-in.
+MIRRORED_EXTRAS = ("test", "notebooks")
+JUPYTER = ("jupyterlab", "papermill", "ipykernel", "ipywidgets")
 NOT_MIRRORED = {"python", "pip"}  # conda-only entries with no pip counterpart
 _CONDA_SPEC = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(.*?)\s*$")
 
 
 def _pyproject() -> dict[str, str]:
-    """pip name -> specifier for [project] dependencies + the test extra."""
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    reqs = [Requirement(r) for r in project["dependencies"] + project["optional-dependencies"]["test"]]
-    return {canonicalize_name(r.name): str(r.specifier) for r in reqs}
+    """pip name -> specifier for [project] dependencies + the mirrored extras (test, notebooks)."""
+    project = _project()
+    lines = project["dependencies"] + [r for extra in MIRRORED_EXTRAS for r in project["optional-dependencies"][extra]]
+    reqs = [Requirement(r) for r in lines]
+    specs: dict[str, str] = {}
+    for r in reqs:
+        name = canonicalize_name(r.name)
+        assert specs.get(name, str(r.specifier)) == str(r.specifier), f"pyproject.toml: {name} has two bounds"
+        specs[name] = str(r.specifier)
+    return specs
+
+
+def _project() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 
 
 def _environment() -> dict:
@@ -79,8 +93,8 @@ def test_environment_yml_header():
     assert env["channels"] == ["conda-forge"]
     assert "python=3.11" in env["dependencies"]
     _, _, editable = _environment_packages()
-    assert any(re.fullmatch(r"""-e\s+["']?\.\[test[^\]]*\]["']?""", e) for e in editable), (
-        f'environment.yml: the pip section must install the package itself with -e ".[test]", found {editable}'
+    assert any(re.fullmatch(r"""-e\s+["']?\.\[test,notebooks[^\]]*\]["']?""", e) for e in editable), (
+        f'environment.yml: the pip section must install the package with -e ".[test,notebooks]", found {editable}'
     )
 
 
@@ -93,7 +107,7 @@ def test_same_packages_in_pyproject_and_environment():
     missing = sorted(set(wanted) - have)
     extra = sorted(have - set(wanted))
     assert not missing, f"in pyproject.toml but not in environment.yml (map conda names in CONDA_TO_PIP): {missing}"
-    assert not extra, f"in environment.yml but not in pyproject.toml (dependencies or the test extra): {extra}"
+    assert not extra, f"in environment.yml but not in pyproject.toml (dependencies, test or notebooks): {extra}"
 
 
 def test_same_version_bounds():
@@ -111,3 +125,23 @@ def test_same_version_bounds():
 def test_conda_name_mapping_is_used_for_torch():
     conda, _, _ = _environment_packages()
     assert "torch" in conda, "torch should come from conda-forge's pytorch-cpu (pip: torch)"
+
+
+def test_library_installs_without_jupyter() -> None:
+    """Jupyter, papermill and ipywidgets live in the notebooks extra; the test extra has what the tests use."""
+    project = _project()
+    base = {canonicalize_name(Requirement(r).name) for r in project["dependencies"]}
+    assert not base & set(JUPYTER), f"pyproject.toml dependencies pull Jupyter: {sorted(base & set(JUPYTER))}"
+    extras = {
+        name: {canonicalize_name(Requirement(r).name) for r in reqs}
+        for name, reqs in project["optional-dependencies"].items()
+    }
+    assert set(JUPYTER) <= extras["notebooks"], extras["notebooks"]
+    assert {"pytest", "nbval", "papermill", "ipykernel"} <= extras["test"], extras["test"]
+
+
+def test_console_script_and_bootstrap_extras() -> None:
+    assert _project()["scripts"] == {"jetcloud": "jetcloud.cli:main"}
+    bootstrap = (ROOT / "scripts" / "bootstrap.sh").read_text()
+    assert re.search(r'^JC_EXTRAS="test,notebooks"', bootstrap, re.M), "bootstrap installs .[test,notebooks]"
+    assert 'pip install --quiet -e ".[$JC_EXTRAS]"' in bootstrap

@@ -73,21 +73,21 @@ def test_atomic_path_success_and_failure_leave_no_temporaries(tmp_path):
 
 def test_atomic_dir_success_replace_and_failure(tmp_path):
     target = tmp_path / "dataset"
-    with atomic.atomic_dir(target) as tmp:
+    with atomic.atomic_dir(target, stage="test") as tmp:
         (tmp / "part-0.txt").write_text("0")
-    assert _leftovers(target) == ["part-0.txt"]
+    assert _leftovers(target) == [atomic.OUTPUT_MARKER, "part-0.txt"]
 
-    with atomic.atomic_dir(target) as tmp:  # replaces the old directory as a whole
+    with atomic.atomic_dir(target, stage="test") as tmp:  # replaces the old directory as a whole
         (tmp / "part-1.txt").write_text("1")
-    assert _leftovers(target) == ["part-1.txt"]
+    assert _leftovers(target) == [atomic.OUTPUT_MARKER, "part-1.txt"]
 
-    with pytest.raises(Boom), atomic.atomic_dir(target) as tmp:
+    with pytest.raises(Boom), atomic.atomic_dir(target, stage="test") as tmp:
         (tmp / "part-2.txt").write_text("2")
         raise Boom
-    assert _leftovers(target) == ["part-1.txt"]
+    assert _leftovers(target) == [atomic.OUTPUT_MARKER, "part-1.txt"]
     assert _leftovers(tmp_path) == ["dataset"]
 
-    with pytest.raises(Boom), atomic.atomic_dir(tmp_path / "never") as tmp:
+    with pytest.raises(Boom), atomic.atomic_dir(tmp_path / "never", stage="test") as tmp:
         raise Boom
     assert _leftovers(tmp_path) == ["dataset"]
 

@@ -245,3 +245,50 @@ def test_attention_model_one_output_per_point() -> None:
     assert out.shape == feats.shape[:2]
     out.sum().backward()
     assert all(p.grad is not None for p in model.encoder.parameters())
+
+
+# --------------------------------------------------------------------------------------------------------------
+# track-conditioned networks
+# --------------------------------------------------------------------------------------------------------------
+
+_TRACK_COLUMNS = dict(bypass_index=5, padding_index=4, log_expected_index=6, track_indices=[6, 7], knn_indices=[0, 1])
+
+
+def _track_batch(b: int = 3, length: int = 10, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(b, length, 8, generator=g)
+    x[..., 4] = 0.0
+    x[:, -3:, 4] = 1.0  # the last three points are padding
+    x[..., 5] = torch.rand(b, length, generator=g) * 10  # energies (GeV)
+    x[..., 6] = torch.log(torch.tensor([2.0, 5.0, 20.0]))[:b, None]  # log expected energy, the same on every point
+    return x
+
+
+@pytest.mark.parametrize("name", ["track_conditioned", "track_conditioned_knn"])
+def test_untrained_track_model_gives_the_template(name: str) -> None:
+    torch.manual_seed(0)
+    net = models.get_model(name, in_features=8, width=16, knn=4, **_TRACK_COLUMNS).eval()
+    x = _track_batch()
+    out = net(x)
+    assert out.shape == (3, 11)
+    torch.testing.assert_close(out[:, -1], x[:, 0, 6], rtol=0, atol=0)  # g starts at exactly 0
+    assert (out[:, -4:-1] == 0).all()  # no logit on padding
+    out.sum().backward()  # the zero last layer still receives gradients
+    assert net.energy_head[1][-1].weight.grad.abs().sum() > 0
+
+
+def test_track_model_is_permutation_equivariant_and_ignores_padding() -> None:
+    torch.manual_seed(0)
+    net = models.get_model("track_conditioned_knn", in_features=8, width=16, knn=4, **_TRACK_COLUMNS).eval()
+    torch.nn.init.normal_(net.energy_head[1][-1].weight)  # a non-trivial energy output
+    x = _track_batch()
+    perm = torch.tensor([1, 0, 3, 2, 5, 4, 6, 7, 8, 9])  # points 0-6 shuffled (point 0 keeps the per-track inputs)
+    perm[:7] = torch.tensor([0, 2, 1, 4, 3, 6, 5])
+    out, out_p = net(x), net(x[:, perm])
+    torch.testing.assert_close(out_p[:, -1], out[:, -1], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(out_p[:, :-1], out[:, :-1][:, perm], rtol=1e-5, atol=1e-5)
+    y = x.clone()
+    y[:, -3:, :4] = 99.0  # padding content
+    torch.testing.assert_close(net(y)[:, -1], out[:, -1])
+    with pytest.raises(ValueError, match="knn"):
+        models.get_model("track_conditioned_knn", in_features=8, knn=0, **_TRACK_COLUMNS)

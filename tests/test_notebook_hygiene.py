@@ -243,3 +243,20 @@ def test_papermill_sees_every_parameter(path: Path):
     seen = set(papermill.inspect_notebook(str(path)))
     lost = [name for name in declared if name not in seen]
     assert not lost, f"{path.name}: papermill cannot parse {lost}; avoid '=' and quotes in their comments"
+
+
+#: Documents and folders that exist only beside this repository (the maintainers' sources), never for its users.
+_OUTSIDE = re.compile(r"mltree-schema\.md|qg-reference\.md|jetpointnet-reference\.md|\.\./shared|/work/|seeds/0")
+#: Links out of the notebooks into the repository: ../docs/<page>.md (optionally #anchor).
+_DOC_LINK = re.compile(r"\]\((\.\./docs/[A-Za-z0-9_.-]+\.md)(#[^)]*)?\)")
+
+
+@notebooks_and_template
+def test_notebooks_reference_only_files_inside_the_repository(path: Path):
+    """Users have the repository only: no links to ../shared, the maintainers' reference documents or seeds."""
+    nb = _read(path)
+    offending = [line.strip()[:120] for cell in nb.cells for line in cell.source.splitlines() if _OUTSIDE.search(line)]
+    assert not offending, f"{path.name} points outside the repository: {offending}"
+    for cell in nb.cells:
+        for target, _anchor in _DOC_LINK.findall(cell.source):
+            assert (path.parent / target).is_file(), f"{path.name} links to a missing page {target}"

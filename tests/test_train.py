@@ -451,3 +451,41 @@ def test_loss_scale_multiplies_valid_points_only() -> None:
     target = torch.tensor([[2000.0, -1.0, 1000.0]])
     assert MaskedLoss("mse", scale=1e-3)(pred, target).item() == pytest.approx((1 + 4) / 2)
     assert MaskedLoss("mae")(pred, target).item() == pytest.approx(1500.0)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the per-track loss and checkpoint selection on a validation figure of merit
+# --------------------------------------------------------------------------------------------------------------
+
+
+def test_cell_track_loss_by_hand() -> None:
+    # two samples, three points: cells with fractions, one masked point; energies 1, 3 GeV; true energies 2, 0.05
+    pred = torch.tensor([[0.0, 0.0, 5.0, math.log(4.0)], [0.0, 0.0, 0.0, 0.0]])
+    target = torch.tensor([[1.0, 0.0, -1.0, 2.0], [0.5, 0.5, -1.0, 0.05]])
+    weight = torch.tensor([[1.0, 3.0, 7.0, 1.0], [0.0, -2.0, 1.0, 1.0]])
+    ln2 = math.log(2.0)
+    # BCE(logit 0, f) = ln 2 for every f; energy weights 1, 3 (sample 2: 0 and a negative energy count 0)
+    cell = (1 * ln2 + 3 * ln2) / 4
+    track = abs(math.log(4.0) - math.log(2.0))  # sample 2 is below min_target 0.1 GeV
+    loss = train.CellTrackLoss(cell_weight=2.0, track_weight=0.5)(pred, target, weight)
+    assert float(loss) == pytest.approx(2.0 * cell + 0.5 * track, rel=1e-6)
+    # a perfect track energy leaves only the cell term; wrong shapes and a missing weight are errors
+    pred[0, -1] = math.log(2.0)
+    assert float(train.cell_track_loss(pred, target, weight, track_weight=1.0)) == pytest.approx(cell, rel=1e-6)
+    with pytest.raises(ValueError, match="weight"):
+        train.CellTrackLoss()(pred, target)
+    with pytest.raises(ValueError, match="agree"):
+        train.cell_track_loss(pred[:, :3], target, weight)
+
+
+def test_select_on_chooses_the_checkpoint(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 4, 3)).astype(np.float32)
+    ds = train.ArrayDataset([{"feats": x, "y": x[..., 0] * 2}], input_key="feats", target_key="y")
+    net = torch.nn.Linear(3, 1)
+    wrapped = torch.nn.Sequential(net, torch.nn.Flatten(-2))
+    values = iter([3.0, 1.0, float("nan"), 2.0, 0.5])
+    config = train.TrainConfig(epochs=5, batch_size=8, device="cpu", progress=False, patience=2)
+    result = train.fit(wrapped, ds, ds, train.MaskedLoss("mse"), config, tmp_path, select_on=lambda m: next(values))
+    assert [r["val_select"] for r in result.history] == [3.0, 1.0, math.inf, 2.0]  # NaN never wins; patience 2
+    assert result.best_epoch == 2 and result.best_val_loss == 1.0 and result.stopped_early

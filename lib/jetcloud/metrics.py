@@ -8,9 +8,13 @@ summed predicted energy of its cells and ``E_true`` the focused particle's true 
   showers, equal to sigma for a Gaussian); ``relative`` divides it by the median.
 - :func:`binned_response`: both in bins of a variable (track pT, eta), vectorized over bins.
 - :func:`percentage_error`: the original report's per-sample ``100 |sum pred - sum label| / sum label`` (its
-  "MAPE"), which explodes when the denominator is small (``jetpointnet-reference.md`` section 6.1, W11).
+  "MAPE"), which explodes when the denominator is small (``docs/jetpointnet.md``, W11).
 - :func:`energy_weighted_accuracy`: the later HEAD metric: per sample, the truth-energy weighted fraction of
   cells whose class (focused fraction > 0.5) is predicted right, averaged over samples (section 6.2).
+
+Uncertainties: :func:`bootstrap_response` resamples the tracks (one index set for all methods, so ratios between
+methods keep their correlation) and returns median and sigma68 / median per resample (:func:`response_statistics`,
+vectorized); :func:`percentile_interval` turns resamples into a central interval. Seeded, hence deterministic.
 
 Classification (quark/gluon, notebook 09): :func:`roc_auc` and :func:`background_rejection` (1 / eps_b at a
 given signal efficiency, linear interpolation of the ROC curve).
@@ -18,6 +22,7 @@ given signal efficiency, linear interpolation of the ROC curve).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -115,3 +120,68 @@ def background_rejection(labels: np.ndarray, scores: np.ndarray, signal_efficien
     eps_b, eps_s = roc_curve(labels, scores)
     eb = float(np.interp(signal_efficiency, eps_s, eps_b))
     return float("inf") if eb <= 0 else 1.0 / eb
+
+
+# --------------------------------------------------------------------------------------------------------------
+# bootstrap uncertainties of response and resolution
+# --------------------------------------------------------------------------------------------------------------
+
+#: The 16% and 84% quantiles of a standard normal distribution (the central 68.27% interval).
+_Q16, _Q84 = 0.15865525393145707, 0.8413447460685429
+
+
+def response_statistics(values: np.ndarray, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorized ``(median, sigma68 / |median|)`` along ``axis`` (all values must be finite).
+
+    The same numbers as :func:`median_and_sigma68` with ``relative=True``, for many rows at once (the bootstrap
+    resamples). A zero median gives an infinite relative width.
+    """
+    q16, q50, q84 = np.quantile(np.asarray(values, np.float64), [_Q16, 0.5, _Q84], axis=axis)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return q50, 0.5 * (q84 - q16) / np.abs(q50)
+
+
+def bootstrap_response(
+    responses: np.ndarray,
+    *,
+    n_resamples: int = 200,
+    seed: int | Sequence[int] = 0,
+    max_elements: int = 4_000_000,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Median and relative sigma68 of ``responses`` ``[M, n]`` (M methods on the *same* n tracks), bootstrapped.
+
+    Every resample draws one set of n track indices (with replacement) shared by all M rows, so differences and
+    ratios between methods keep their correlation (a paired bootstrap). Columns where any row is not finite are
+    dropped first. Returns ``(point [M, 2], resampled [n_resamples, M, 2])`` with ``[..., 0]`` the median and
+    ``[..., 1]`` sigma68 / median; NaN everywhere when no column is left. Deterministic for a seed; resamples
+    are computed in chunks of at most ``max_elements`` values.
+    """
+    r = np.atleast_2d(np.asarray(responses, np.float64))
+    r = r[:, np.all(np.isfinite(r), axis=0)]
+    m, n = r.shape
+    if n == 0:
+        return np.full((m, 2), np.nan), np.full((n_resamples, m, 2), np.nan)
+    point = np.stack(response_statistics(r), axis=-1)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(n_resamples, n))  # drawn at once, so chunking does not change the numbers
+    out = np.empty((n_resamples, m, 2))
+    step = max(1, max_elements // max(m * n, 1))
+    for start in range(0, n_resamples, step):  # a loop over memory-sized chunks of resamples only
+        sample = r[:, idx[start : start + step]]  # [M, chunk, n]
+        med, width = response_statistics(sample, axis=-1)
+        out[start : start + step] = np.stack([med.T, width.T], axis=-1)
+    return point, out
+
+
+def percentile_interval(
+    resampled: np.ndarray, confidence: float = 0.68, axis: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(lo, hi)``: the central ``confidence`` interval of bootstrap resamples along ``axis`` (NaNs ignored;
+    NaN where every resample is NaN)."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    tail = 0.5 * (1.0 - confidence)
+    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices (empty bins) give NaN, on purpose
+        lo, hi = np.nanquantile(np.asarray(resampled, np.float64), [tail, 1.0 - tail], axis=axis)
+    return lo, hi

@@ -8,10 +8,17 @@ and comparisons (the recommenders ``store_metadata`` pattern, as a file)::
     pythia.readString(f"Random:seed = {seeds.pythia_seed(seed, chunk)}")
     ...
     nbtools.record_metrics("04_evaluate_jetpointnet", {"resolution_mean": float(x)}, profile)
+
+A notebook that runs many times per profile (one training run per model, seed or learning rate) passes
+``run=``: each run then writes its own ``build/<profile>/metrics/<notebook>@<run>.json``, whole and atomically,
+and no run reads or rewrites another run's file, so parallel runs lose nothing (:func:`read_run_metrics` gathers
+them). :func:`notebook_parameters` returns the values of a notebook's parameters cell after papermill's
+injection, for the run record of :mod:`jetcloud.runs`.
 """
 
 from __future__ import annotations
 
+import ast
 import datetime as _dt
 import importlib.util
 import json
@@ -33,6 +40,7 @@ from jetcloud.seeds import check_seed
 log = logging.getLogger(__name__)
 
 _NOTEBOOK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+@-]*$")
 _last_seed: int | None = None
 
 
@@ -66,30 +74,39 @@ def current_seed() -> int | None:
 
 
 # ---- metrics --------------------------------------------------------------------------------------------
-def metrics_path(notebook: str, profile: str) -> Path:
-    """``build/<profile>/metrics/<notebook>.json``."""
+def metrics_path(notebook: str, profile: str, run: str = "") -> Path:
+    """``build/<profile>/metrics/<notebook>.json``, or ``<notebook>@<run>.json`` for one run of a multi-run notebook."""
     if not isinstance(notebook, str) or not _NOTEBOOK_NAME.match(notebook) or notebook.endswith(".ipynb"):
         raise ValueError(
             f"notebook must be a notebook stem such as '00_simulate_atlas_events' (no directory, no .ipynb), "
             f"got {notebook!r}"
         )
-    return paths.metrics_dir(profile) / f"{notebook}.json"
+    if run and (not isinstance(run, str) or not _RUN_NAME.match(run)):
+        raise ValueError(f"run must be a run directory name such as 'mlp@seed0' (letters, digits, _.+-@), got {run!r}")
+    return paths.metrics_dir(profile) / (f"{notebook}@{run}.json" if run else f"{notebook}.json")
 
 
-def record_metrics(notebook: str, metrics: Mapping[str, Any], profile: str) -> Path:
+def check_metrics(metrics: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """``metrics`` with numpy values converted to Python ones; raise naming ``where`` and the key when invalid.
+
+    Values may be ints, floats, bools, strings or None, numpy scalars / arrays, or lists / dicts of those.
+    NaN and infinities raise ``ValueError``; other types ``TypeError``.
+    """
+    if not isinstance(metrics, Mapping):
+        raise TypeError(f"metrics for {where} must be a dict of name -> value, got {type(metrics).__name__}")
+    return {str(_check_key(key, where)): _clean_value(value, f"{where} {key!r}") for key, value in metrics.items()}
+
+
+def record_metrics(notebook: str, metrics: Mapping[str, Any], profile: str, *, run: str = "") -> Path:
     """Write ``metrics`` (named numbers / strings) to ``build/<profile>/metrics/<notebook>.json`` atomically.
 
     Values may be ints, floats, bools, strings or None, numpy scalars (converted), or lists / dicts of those
     (e.g. a per-bin table). NaN and infinities are rejected with a ``ValueError`` naming the key, because a
-    metric that silently became NaN is exactly what the file exists to catch. Returns the path written.
+    metric that silently became NaN is exactly what the file exists to catch. With ``run`` (a run directory name
+    of :mod:`jetcloud.runs`) the file is ``<notebook>@<run>.json``, the run's own. Returns the path written.
     """
-    path = metrics_path(notebook, profile)
-    if not isinstance(metrics, Mapping):
-        raise TypeError(f"metrics for {notebook} must be a dict of name -> value, got {type(metrics).__name__}")
-    clean = {
-        str(_check_key(key, notebook)): _clean_value(value, f"{notebook}: metric {key!r}")
-        for key, value in metrics.items()
-    }
+    path = metrics_path(notebook, profile, run)
+    clean = check_metrics(metrics, f"{notebook}: metric")
     record = {
         "notebook": notebook,
         "profile": profile,
@@ -97,24 +114,65 @@ def record_metrics(notebook: str, metrics: Mapping[str, Any], profile: str) -> P
         "seed": current_seed(),
         "metrics": clean,
     }
+    if run:
+        record["run"] = run
     write_json(path, record)
     log.info("wrote %d metrics to %s", len(clean), path)
     return path
 
 
-def read_metrics(notebook: str, profile: str) -> dict[str, Any]:
+def read_metrics(notebook: str, profile: str, run: str = "") -> dict[str, Any]:
     """The ``metrics`` dict written by :func:`record_metrics`; ``FileNotFoundError`` names the notebook."""
-    path = metrics_path(notebook, profile)
+    path = metrics_path(notebook, profile, run)
     try:
         record = json.loads(path.read_text())
     except FileNotFoundError:
         raise FileNotFoundError(
-            f"no metrics for {notebook} (profile {profile}) at {path}: run the notebook first "
-            f"(./run_all.sh --profile {profile})"
+            f"no metrics for {notebook}{f' run {run}' if run else ''} (profile {profile}) at {path}: run the "
+            f"notebook first (./run_all.sh --profile {profile})"
         ) from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: corrupt metrics file ({err})") from err
     if not isinstance(record, dict) or not isinstance(record.get("metrics"), dict):
         raise ValueError(f"{path}: expected a JSON object with a 'metrics' object")
     return record["metrics"]
+
+
+def read_run_metrics(notebook: str, profile: str) -> dict[str, dict[str, Any]]:
+    """``{run: metrics}`` of every per-run file ``<notebook>@<run>.json`` of ``profile`` (sorted by run)."""
+    metrics_path(notebook, profile)  # checks the name
+    found = sorted(paths.metrics_dir(profile).glob(f"{notebook}@*.json"))
+    return {p.stem.partition("@")[2]: read_metrics(notebook, profile, p.stem.partition("@")[2]) for p in found}
+
+
+def notebook_parameters(notebook: str, namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """``{name: value}`` of the names assigned in ``notebooks/<notebook>.ipynb``'s ``parameters`` cell.
+
+    The values come from ``namespace`` (pass ``globals()``), so they are the ones the run used, after
+    papermill's injected parameters. Raises ``FileNotFoundError`` / ``ValueError`` naming the notebook file.
+    """
+    path = paths.ROOT / "notebooks" / f"{notebook}.ipynb"
+    try:
+        cells = json.loads(path.read_text())["cells"]
+    except FileNotFoundError:
+        raise FileNotFoundError(f"notebook {path} not found (notebook_parameters reads its parameters cell)") from None
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ValueError(f"{path}: not a notebook ({err})") from err
+    tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(tagged) != 1:
+        raise ValueError(f"{path}: expected one cell tagged 'parameters', found {len(tagged)}")
+    source = tagged[0]["source"]
+    tree = ast.parse("".join(source) if isinstance(source, list) else source, filename=str(path))
+    names = [
+        target.id
+        for node in tree.body
+        for target in ([node.target] if isinstance(node, ast.AnnAssign) else getattr(node, "targets", []))
+        if isinstance(target, ast.Name)
+    ]
+    missing = [name for name in names if name not in namespace]
+    if missing:
+        raise KeyError(f"{path}: parameters {missing} are not defined; run the parameters cell first")
+    return {name: namespace[name] for name in names}
 
 
 def _check_key(key: Any, notebook: str) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -46,11 +48,13 @@ def test_input_scale_and_output_in_dataset_units() -> None:
 
 
 def test_presets() -> None:
-    assert jetpointnet.PRESETS == ("default", "report")  # jetcloud/presets/atlas.yaml
-    config, loss = jetpointnet.training_setup("default", META, "mse", lr=1e-3, epochs=2, batch_size=4)
+    assert jetpointnet.PRESETS == ("track", "pointnet", "report")  # jetcloud/presets/atlas.yaml
+    config, loss = jetpointnet.training_setup("track", META, "mse", epochs=2)
+    assert isinstance(loss, train.CellTrackLoss) and config.optimizer == "adamw" and config.epochs == 2
+    config, loss = jetpointnet.training_setup("pointnet", META, "mse", lr=1e-3, epochs=2, batch_size=4)
     assert config.optimizer == "adamw" and config.schedule == "cosine" and loss.scale == pytest.approx(1e-3)
     assert config.grad_clip == 5.0 and config.epochs == 2 and not loss.original_normalisation
-    _, loss = jetpointnet.training_setup("default", {**META, "energy_unit": "GeV"}, "huber")
+    _, loss = jetpointnet.training_setup("pointnet", {**META, "energy_unit": "GeV"}, "huber")
     assert loss.scale == 1.0 and loss.kind == "huber"
     config, loss = jetpointnet.training_setup("report", META, "mse", epochs=3, lr=0.5)
     assert config.lr == 1e-9 and config.batch_size == 24 and config.epochs == 3 and loss.original_normalisation
@@ -91,9 +95,9 @@ def test_run_directory_round_trip(tmp_path) -> None:
     ds = train.ArrayDataset([data], input_key="feats", target_key="focus_labels")
     torch.manual_seed(0)
     net = jetpointnet.build_model("pointnet", META, **SMALL)
-    config, loss = jetpointnet.training_setup("default", META, epochs=1, batch_size=4, device="cpu")
+    config, loss = jetpointnet.training_setup("pointnet", META, epochs=1, batch_size=4, device="cpu")
     config.progress = False
-    jetpointnet.save_run(tmp_path, "pointnet", SMALL, META, target="focus_labels", preset="default", loss="mse")
+    jetpointnet.save_run(tmp_path, "pointnet", SMALL, META, target="focus_labels", preset="pointnet", loss="mse")
     train.fit(net, ds, ds, loss, config, tmp_path, resume=False)
     train.load_weights(net, tmp_path / "best.pt")
     back, run = jetpointnet.load_run(tmp_path, META)
@@ -120,3 +124,109 @@ def test_summary_table_and_baseline_plumbing() -> None:
     templates, pred = evaluation.particle_flow_baseline(arrays, arrays, ATLAS_FEATURES, 1000.0, min_tracks=5)
     assert pred.shape == arrays["focus_labels"].shape and np.all(pred[arrays["focus_labels"] == -1] == 0)
     assert templates.n.sum() == 30
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the track-conditioned network
+# --------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def track_clouds(tmp_path_factory) -> tuple:
+    """Point clouds built from hand-made samples (tests/atlas/test_pointcloud.py) and their templates."""
+    from jetcloud.atlas import pointcloud
+
+    root = tmp_path_factory.mktemp("track")
+    spec = importlib.util.spec_from_file_location("_pointcloud_tests", Path(__file__).with_name("test_pointcloud.py"))
+    helpers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(helpers)  # the hand-made samples of the point-cloud tests
+
+    def clouds(n: int, event0: int) -> list[dict]:  # tracks with labelled cells (focus energy > 0.1 GeV)
+        return [
+            helpers.sample(
+                event0 + k,
+                0,
+                2.0 + k,
+                [helpers.tp(1, 1600.0, 0.0, 0.0), helpers.tp(4, 1700.0, 10.0, 3000.0)],
+                [
+                    helpers.cell(j, 0.4 * (j + 1), 0.5, 0.3 * (j + 1), 0.6 * (j + 1), 0.6 * (j + 1))
+                    for j in range(3 + k % 4)
+                ],
+            )
+            for k in range(n)
+        ]
+
+    parts = {"train": [clouds(12, 100)], "val": [clouds(6, 500)]}
+    samples_dir = helpers.write_samples_dir(root / "samples", parts)
+    pointcloud.build_atlas_point_clouds(samples_dir, root / "pc", min_cells=1, workers=1, progress=False)
+    meta = pointcloud.read_point_cloud_meta(root / "pc")
+    train_arrays = pointcloud.load_point_clouds(root / "pc", "train")
+    return root / "pc", meta, jetpointnet.track_template(train_arrays, meta, min_tracks=1)
+
+
+def test_track_inputs_columns(track_clouds) -> None:
+    root, meta, templates = track_clouds
+    ds = jetpointnet.TrackInputs(root, "train", templates)
+    batch = ds.__getitems__([0, 3, 5])
+    x, target, weight = batch["inputs"].numpy(), batch["target"].numpy(), batch["weight"].numpy()
+    length = meta["length"]
+    assert x.shape == (3, length, len(jetpointnet.TRACK_INPUTS)) and target.shape == weight.shape == (3, length + 1)
+    col = {n: i for i, n in enumerate(jetpointnet.TRACK_INPUTS)}
+    a = ds.arrays([0, 3, 5])
+    is_cell = a["frac_labels"] != -1
+    np.testing.assert_array_equal(x[..., col["is_cell"]] == 1, is_cell)
+    energy = a["feats"][..., ATLAS_FEATURES.index("energy")] / 1000.0
+    np.testing.assert_allclose(x[..., col["energy_gev"]][is_cell], energy[is_cell], rtol=1e-6)
+    _, truth_scale = jetpointnet.template_energy(templates, a["track_p"], a["track_eta"])
+    np.testing.assert_allclose(np.exp(x[:, 0, col["log_expected"]]), truth_scale, rtol=1e-5)
+    np.testing.assert_allclose(np.exp(x[:, 0, col["log_p"]]), a["track_p"], rtol=1e-5)
+    np.testing.assert_allclose(target[:, -1], a["focus_truth_energy"] / 1000.0, rtol=1e-6)
+    assert np.isfinite(x).all() and (x[..., col["is_padding"]] + x[..., col["is_cell"]] <= 1).all()
+    # every point of a sample in the one sampling of the hand-made cells: one-hot there
+    assert (x[..., col["sampling_2"]][is_cell] == 1).all()
+
+
+def test_untrained_model_reproduces_the_template(track_clouds) -> None:
+    root, meta, templates = track_clouds
+    ds = jetpointnet.TrackInputs(root, "val", templates)
+    torch.manual_seed(0)
+    for name in jetpointnet.TRACK_MODELS:
+        net = jetpointnet.build_track_model(name, width=16)
+        out = jetpointnet.track_outputs(net, ds, batch_size=4)
+        a = ds.arrays(range(len(ds)))
+        _, expected = jetpointnet.template_energy(templates, a["track_p"], a["track_eta"])
+        np.testing.assert_allclose(out["track_energy"], expected, rtol=1e-5)
+        is_cell = a["frac_labels"] != -1
+        assert (out["cell_energy"][~is_cell] == 0).all() and out["cell_energy"].shape == is_cell.shape
+
+
+def test_track_training_is_deterministic_and_writes_predictions(track_clouds, tmp_path) -> None:
+    root, meta, templates = track_clouds
+    ds = {s: jetpointnet.TrackInputs(root, s, templates) for s in ("train", "val")}
+    results = []
+    for run in ("a", "b"):
+        torch.manual_seed(3)
+        net = jetpointnet.build_track_model("track_conditioned", width=8)
+        config, loss_fn = jetpointnet.training_setup("track", meta, epochs=2, batch_size=4, seed=3, device="cpu")
+        config.progress = False
+        select = jetpointnet.track_selection_metric(ds["val"])
+        fit = train.fit(net, ds["train"], ds["val"], loss_fn, config, tmp_path / run, select_on=select)
+        assert "val_select" in fit.history[0] and fit.best_epoch is not None
+        results.append(jetpointnet.track_outputs(net, ds["val"]))
+    np.testing.assert_array_equal(results[0]["track_energy"], results[1]["track_energy"])
+    np.testing.assert_array_equal(results[0]["cell_energy"], results[1]["cell_energy"])
+    arrays = ds["val"].arrays(range(len(ds["val"])))
+    arrays = {**arrays, "eventNumber": np.arange(len(ds["val"])), "trackID": np.zeros(len(ds["val"]))}
+    path = jetpointnet.write_predictions(tmp_path, "val", arrays, **results[0])
+    with np.load(path) as saved:
+        assert saved["cell_energy"].dtype == np.float32 and saved["eventNumber"].dtype == np.int64
+        assert saved["trackID"].dtype == np.int32 and len(saved["track_energy"]) == len(ds["val"])
+
+
+def test_bootstrap_resolution() -> None:
+    rng = np.random.default_rng(1)
+    truth = rng.uniform(1, 10, 4000)
+    pred = truth * rng.normal(1.0, 0.2, 4000)
+    res = jetpointnet.bootstrap_resolution(pred, truth, n_boot=50)
+    assert res["tracks"] == 4000 and abs(res["median"] - 1) < 0.02 and abs(res["sigma68_rel"] - 0.2) < 0.02
+    assert 0 < res["sigma68_rel_err"] < 0.01

@@ -293,6 +293,7 @@ def test_build_directory(samples_dir: Path, tmp_path: Path) -> None:
         samples_in=0, removed_min_cells=0, written=0, truncated=0, cells_in=0, cells_dropped=0, points_in=0, files=0
     )
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+        ".jetcloud-output.json",
         "manifest.json",
         "point_cloud_meta.json",
         "train/part-0000-0000.npz",
@@ -309,7 +310,9 @@ def test_build_directory(samples_dir: Path, tmp_path: Path) -> None:
     assert meta["counts"] == counts
     # npz round trip without pickle; identical to the in-memory conversion
     with np.load(out / "train" / "part-0001-0000.npz", allow_pickle=False) as npz:
-        assert sorted(npz.files) == sorted(["feats", *pc.ATLAS_LABELS, *pc.ATLAS_SCALARS])
+        assert sorted(npz.files) == sorted(
+            ["feats", *pc.ATLAS_LABELS, *pc.ATLAS_SCALARS, *pc.ATLAS_CELL_ARRAYS, *pc.ATLAS_POINT_ARRAYS]
+        )
         expected = pc.atlas_point_arrays(make([A, B]), 11)
         for key, value in expected.items():
             np.testing.assert_array_equal(npz[key], value)
@@ -355,12 +358,18 @@ def test_build_options_and_given_length(samples_dir: Path, tmp_path: Path) -> No
     )
 
 
-def test_rebuild_replaces_old_output(samples_dir: Path, tmp_path: Path) -> None:
+def test_rebuild_replaces_old_output_but_never_a_users_files(samples_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "pc"
-    (out / "train").mkdir(parents=True)
-    (out / "train" / "stale.npz").write_text("stale")
+    pc.build_atlas_point_clouds(samples_dir, out, min_cells=0, workers=1, progress=False, manifest=False)
+    (out / "train" / "stale.npz").write_text("stale")  # inside a previous output of this stage
     pc.build_atlas_point_clouds(samples_dir, out, min_cells=0, workers=1, progress=False, manifest=False)
     assert not (out / "train" / "stale.npz").exists()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("a user's file")
+    with pytest.raises(FileExistsError, match="mine holds files that are not an output"):
+        pc.build_atlas_point_clouds(samples_dir, mine, min_cells=0, workers=1, progress=False, manifest=False)
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
 
 
 def leftovers(tmp_path: Path) -> list[str]:
@@ -495,3 +504,26 @@ def test_load_parts_and_read_sample_find_the_same_track(simulated, tmp_path) -> 
     with pytest.raises(KeyError, match="no sample"):
         read_sample(tmp_path / "s", "train", str(arrays["part"][i]), -5, 0)
     assert load_parts(tmp_path / "p", "train", max_files=0) == {}
+
+
+def test_contract_geometry_arrays(samples: ak.Array) -> None:
+    """cell_id, sampling, cell_eta / phi on cells (fill elsewhere), point geometry of track points, track p."""
+    out = pc.atlas_point_arrays(samples, 12)
+    types = pc.point_types(out["feats"], pc.ATLAS_FEATURES)
+    cell = types == 0
+    assert out["cell_id"].dtype == np.uint64 and out["sampling"].dtype == np.int16
+    assert (out["cell_id"][cell] >= 100).all() and (out["cell_id"][~cell] == 0).all()
+    assert (out["sampling"][cell] == 2).all() and (out["sampling"][~cell] == -1).all()
+    np.testing.assert_allclose(out["cell_eta"][cell], 0.1) and np.testing.assert_allclose(out["cell_phi"][cell], 0.2)
+    assert np.isnan(out["cell_eta"][~cell]).all() and np.isnan(out["cell_phi"][~cell]).all()
+    track = (types == 1) | (types == 2)
+    assert (out["point_sampling"][track] >= 1).all() and np.isfinite(out["point_eta"][track]).all()
+    assert (out["point_sampling"][types == -1] == -1).all() and np.isnan(out["point_eta"][types == -1]).all()
+    np.testing.assert_array_equal(out["point_sampling"][cell], out["sampling"][cell])
+    # track p in GeV whatever the energy unit: pT cosh(eta)
+    np.testing.assert_allclose(out["track_p"], out["track_pt"] / 1000.0 * np.cosh(0.5), rtol=1e-6)
+    np.testing.assert_allclose(out["track_phi"], 0.2)
+    # a track point's direction: eta, phi of its X, Y, Z
+    i, j = np.argwhere(types == 1)[0]
+    x, y, z = out["feats"][i, j, :3]
+    assert out["point_eta"][i, j] == pytest.approx(np.arcsinh(z / np.hypot(x, y)), abs=1e-5)

@@ -14,6 +14,7 @@ from jetcloud.atlas.containment import ADAPTIVE_RADIUS_RANGE, adaptive_radius, l
 from jetcloud.atlas.layers import LAYER_NAMES, LAYER_POSITION_MM, MISSING_EXTRAPOLATION
 from jetcloud.atlas.mltree_schema import JETPOINTNET_BRANCHES
 from jetcloud.atlas.samples import SAMPLE_TYPE, SPLIT_NAMES, build_chunk, build_samples, split_of_event
+from jetcloud.io.atomic import OUTPUT_MARKER
 
 # --------------------------------------------------------------------------------------------------------------
 # hand-built events
@@ -331,6 +332,7 @@ def test_build_samples_end_to_end(simulated: Path, tmp_path: Path) -> None:
     out.mkdir()
     (out / "train").mkdir()
     (out / "train" / "part-9999-0000.parquet").write_text("stale")
+    (out / OUTPUT_MARKER).write_text('{"stage": "atlas.samples"}')  # a previous output of this stage
     files = sorted((simulated / "events").glob("*.root"))
     summary = build_samples(files, simulated / "geometry.root", out, step_size=4, workers=1, progress=False)
     assert not (out / "train" / "part-9999-0000.parquet").exists()  # stale parts removed

@@ -7,18 +7,21 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 
+from jetcloud import runs
 from jetcloud.qg import compare as qg_compare
 from jetcloud.qg import train as qg_train
 
 matplotlib.use("Agg")
 
 
-def write_run(root: Path, name: str, auc_shift: float, level: str = "detector", scores: bool = True) -> None:
+def write_run(
+    root: Path, name: str, auc_shift: float, level: str = "detector", scores: bool = True, seed: int = 0, tag: str = ""
+) -> None:
     """A run directory as notebook 08 writes it, with scores whose AUC grows with ``auc_shift``."""
-    rng = np.random.default_rng(len(name))
+    rng = np.random.default_rng(len(name) + 10 * seed)
     labels = np.repeat([0, 1], 200)
     s = 1 / (1 + np.exp(-(rng.normal(size=400) + auc_shift * labels)))
-    out = root / name
+    out = root / (f"{name}@{tag}" if tag else name)
     summary = {
         "model": name.removesuffix("_particle"),
         "level": level,
@@ -28,7 +31,8 @@ def write_run(root: Path, name: str, auc_shift: float, level: str = "detector", 
         "train_seconds": 3.0,
         **qg_train.summarize(labels, s),
     }
-    qg_train.write_summary(out, summary)
+    parameters = {"profile": "smoke", "seed": seed, "model": summary["model"], "lr": 0.0, "run_tag": tag}
+    runs.write_record(out, parameters=parameters, metrics=summary)
     (out / "history.csv").write_text("epoch,train_loss,val_loss,val_acc\n1,0.7,0.69,0.5\n2,0.6,0.62,0.66\n")
     if scores:
         qg_train.write_scores(out, "test", labels, s)
@@ -71,3 +75,17 @@ def test_no_runs_and_reference_tables(tmp_path):
     ref = qg_compare.reference_table(qg_compare.PUBLISHED_CMS, "Reference").splitlines()
     assert ref[0] == "**Reference**" and len(ref) == 4 + len(qg_compare.PUBLISHED_CMS)
     assert "0.7780" in ref[4]  # the report's MLP on the real CMS jets
+
+
+def test_seed_groups_and_table(tmp_path):
+    for seed in (0, 1, 2):
+        write_run(tmp_path, "mlp", 1.0 + 0.1 * seed, seed=seed, tag=f"seed{seed}")
+    write_run(tmp_path, "pfn", 1.0, tag="seed0")
+    found = qg_compare.load_runs("unused", tmp_path)
+    assert [r["run"] for r in found] == ["mlp@seed0", "mlp@seed1", "mlp@seed2", "pfn@seed0"]
+    groups = qg_compare.seed_groups(found)
+    assert [[r["run"] for r in g] for g in groups] == [["mlp@seed0", "mlp@seed1", "mlp@seed2"], ["pfn@seed0"]]
+    table = qg_compare.seed_table(found).splitlines()
+    aucs = [r["auc"] for r in found[:3]]
+    assert table[2].startswith(f"| mlp | 3 | 0, 1, 2 | {np.mean(aucs):.4g} ± {np.std(aucs, ddof=1):.2g} |")
+    assert table[3].startswith(f"| pfn | 1 | 0 | {found[3]['auc']:.4g} |")

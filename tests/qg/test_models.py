@@ -276,9 +276,16 @@ def test_particle_features():
     assert abs(float((feats[0, :3, 1] * feats[0, :3, 7]).sum())) < 1e-6  # centred on the pT-weighted axis
 
 
-def test_scores_and_summary_files(tmp_path):
+def test_scores_file_and_run_directory(tmp_path, isolated_outputs):
     path = qg_train.write_scores(tmp_path, "test", np.array([0, 1]), np.array([0.2, 0.7]))
     with np.load(path) as f:
         np.testing.assert_array_equal(f["labels"], [0, 1])
-    qg_train.write_summary(tmp_path, {"auc": np.float64(0.5), "k": np.int64(3), "rej50": None})
-    assert qg_train.read_summary(tmp_path) == {"auc": 0.5, "k": 3, "rej50": None}
+    settings = qg_train.preset("mlp", seed=1, epochs=4, batch_size=128, max_steps_per_epoch=100)
+    tag = qg_train.run_tag("mlp", settings)
+    assert tag == "seed1-epochs4-bs128-steps100"
+    assert qg_train.run_tag("mlp", qg_train.preset("mlp", seed=0)) == "seed0"  # the preset itself: only the seed
+    runs_qg = isolated_outputs["build"] / "demo" / "runs" / "qg"
+    assert qg_train.run_dir("demo", "mlp", tag=tag) == runs_qg / f"mlp@{tag}"
+    assert qg_train.run_dir("demo", "mlp", particle_level=True) == runs_qg / "mlp_particle"
+    with pytest.raises(KeyError, match="known"):
+        qg_train.run_name("nope")

@@ -1,7 +1,7 @@
 """Calorimeter cell geometry for the simulation: cells, neighbours, noise, fast (eta, phi) -> cell lookup.
 
 :class:`CaloGeometry` holds flat numpy columns over all cells of the ATLAS calorimeter in container order, the
-content of the MLTree ``CellGeo`` tree (``mltree-schema.md`` section 4) plus ``z`` and ``depth``. Three sources:
+content of the MLTree ``CellGeo`` tree (``docs/mltree-format.md``) plus ``z`` and ``depth``. Three sources:
 
 ``CaloGeometry.builtin()``
     A parametric geometry expanded from the committed per-region table ``jetcloud/atlas/data/builtin_geometry.csv``
@@ -175,7 +175,7 @@ NEIGHBOUR_NAMES: tuple[str, ...] = (
     "prevSuperCalo",
     "nextSuperCalo",
 )
-#: CellGeo branch name -> (CaloGeometry attribute, dtype), in container (mltree-schema.md section 4) order.
+#: CellGeo branch name -> (CaloGeometry attribute, dtype), in container (docs/mltree-format.md) order.
 CELLGEO_COLUMNS: dict[str, tuple[str, type]] = {
     "cell_geo_ID": ("cell_id", np.uint64),
     "cell_geo_sampling": ("sampling", np.uint16),

@@ -2,7 +2,7 @@
 
 Samplings follow ATLAS ``CaloSampling`` numbering (0..23). The 19 layers that JetPointNet uses for track
 intersections (``track_metadata.py``) are reference *surfaces*: a cylinder of fixed radius (barrel, Tile) or a
-disk at fixed |z| (end-caps); see ``mltree-schema.md`` section 5.
+disk at fixed |z| (end-caps); see ``docs/mltree-format.md``
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-#: CaloSampling number -> name (mltree-schema.md 5.1).
+#: CaloSampling number -> name (docs/mltree-format.md).
 SAMPLING_NAMES: tuple[str, ...] = (
     "PreSamplerB",
     "EMB1",
@@ -104,7 +104,7 @@ MISSING_THRESHOLD = -100000.0
 EXTRAPOLATION_FIXED_Z: np.ndarray = np.concatenate([[False, True], LAYER_FIXED_Z])
 #: Radius (fixed-r) or |z| (fixed-z) of each extrapolation surface in mm.
 EXTRAPOLATION_POSITION_MM: np.ndarray = np.concatenate([[1410.0, 3680.0], LAYER_POSITION_MM])
-#: Approximate |eta| coverage (lo, hi) of each extrapolation sampling (mltree-schema.md 5.2, "approx. eta
+#: Approximate |eta| coverage (lo, hi) of each extrapolation sampling (docs/mltree-format.md, "approx. eta
 #: coverage"); a track *enters* the sampling only if its hit on the reference surface has lo <= |eta| < hi.
 EXTRAPOLATION_ETA_RANGE: np.ndarray = np.array(
     [
@@ -146,7 +146,7 @@ def layer_intersections(
     layers: Sequence[str | int] | None = None,
     reproduce_original_bug: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """3-D points (mm) where tracks cross JetPointNet's reference surfaces (mltree-schema.md 5.3).
+    """3-D points (mm) where tracks cross JetPointNet's reference surfaces (docs/mltree-format.md).
 
     Parameters
     ----------

@@ -318,7 +318,7 @@ def read_cellgeo(
 
 
 # --------------------------------------------------------------------------------------------------------------
-# invariants (mltree-schema.md section 3.7)
+# invariants (docs/mltree-format.md)
 # --------------------------------------------------------------------------------------------------------------
 
 #: Invariants about lengths and list structure; the writer enforces these on every batch.
@@ -525,7 +525,7 @@ def validate_events(
     *,
     invariants: Iterable[str] | None = None,
 ) -> list[str]:
-    """Check the MLTree invariants I1-I12 (``mltree-schema.md`` 3.7); return human-readable violations.
+    """Check the MLTree invariants I1-I12 (``docs/mltree-format.md``); return human-readable violations.
 
     ``events`` is a record array (a chunk from :func:`iterate_events`) or a dict of branch arrays; checks whose
     branches are absent are skipped. ``cell_geo_ID`` enables I9. ``invariants`` selects a subset of

@@ -1,6 +1,6 @@
 """The MLTree ROOT schema as data: ``EventTree`` and ``CellGeo`` branch names, C++ types, dtypes and depths.
 
-Specification: ``/work/shared/reference/mltree-schema.md`` (sections 3 and 4). Every branch is described by a
+Specification: ``docs/mltree-format.md``. Every branch is described by a
 :class:`BranchSpec` ``(cpp_type, dtype, depth)``:
 
 - ``cpp_type``: the C++ type MLTreeMaker books (``"int"``, ``"std::vector<std::vector<std::vector<int>>>"``...);

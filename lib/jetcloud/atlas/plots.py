@@ -3,7 +3,10 @@ simulation; sample sizes, one sample in (eta, phi) and label distributions of th
 the trained networks against the particle-flow baseline.
 
 Each function takes arrays the notebook already has (so it works on real MLTree files as well) and returns a
-matplotlib figure for :func:`jetcloud.plots.save`. This is the only ATLAS module that draws.
+matplotlib figure for :func:`jetcloud.plots.save`. This is the only ATLAS module that draws. Every figure function
+draws in mplhep's ATLAS style and carries the "jetcloud Simulation" label (:func:`jetcloud.plots.simulation_figure`):
+the events are Pythia events in an ATLAS-like detector, never ATLAS data. Distributions are ``hist`` histograms with
+Poisson error bars (:func:`jetcloud.plots.histogram`).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import LogNorm
 
-from jetcloud import metrics
+from jetcloud import metrics, plots
 from jetcloud.atlas.cellgeo import CaloGeometry
 from jetcloud.atlas.evaluation import ABSETA_EDGES, PT_EDGES
 from jetcloud.atlas.layers import SAMPLING_NAMES
@@ -23,7 +26,7 @@ from jetcloud.atlas.pointcloud import point_types
 from jetcloud.atlas.sim.validation import cluster_cells, reference_points
 from jetcloud.kinematics import delta_phi
 
-#: The original report version's hard-coded point count (jetpointnet-reference.md section 3).
+#: The original report version's hard-coded point count (docs/jetpointnet.md).
 ORIGINAL_LENGTH = 859
 
 
@@ -31,13 +34,14 @@ def _eta_phi(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, n
     return np.arcsinh(z / np.hypot(x, y)), np.arctan2(y, x)
 
 
+@plots.simulation_figure("atlas")
 def length_distributions(lengths: Mapping[str, np.ndarray], chosen: int | None = None) -> plt.Figure:
     """Histogram of sample lengths (points per sample) per split, with the chosen and the original length."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
     top = max(int(max((v.max(initial=1) for v in lengths.values()), default=1)), ORIGINAL_LENGTH) + 1
     bins = np.linspace(0, top, 60)
     for name, values in lengths.items():
-        ax.hist(values, bins=bins, histtype="step", lw=1.5, density=True, label=f"{name} ({len(values)})")
+        plots.histogram(ax, values, bins, density=True, lw=1.5, label=f"{name} ({len(values)})")
     if chosen is not None:
         ax.axvline(chosen, color="black", ls="--", lw=1.2, label=f"chosen length {chosen}")
     ax.axvline(ORIGINAL_LENGTH, color="gray", ls=":", lw=1.2, label=f"original, hard-coded {ORIGINAL_LENGTH}")
@@ -47,6 +51,7 @@ def length_distributions(lengths: Mapping[str, np.ndarray], chosen: int | None =
     return fig
 
 
+@plots.simulation_figure("atlas")
 def sample_display(sample: ak.Record | ak.Array) -> plt.Figure:
     """One track-centred sample in (eta, phi): cells coloured by energy (left) and by label (right).
 
@@ -90,6 +95,7 @@ def sample_display(sample: ak.Record | ak.Array) -> plt.Figure:
     return fig
 
 
+@plots.simulation_figure("atlas")
 def label_distributions(samples: ak.Array) -> plt.Figure:
     """Per-cell fraction labels, and per-track focused truth energy against the track momentum scale."""
     fig, (ax_f, ax_e) = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -97,7 +103,7 @@ def label_distributions(samples: ak.Array) -> plt.Figure:
     frac = ak.to_numpy(ak.flatten(cells["frac_label"]))
     truth = ak.to_numpy(ak.flatten(cells["truth_energy"]))
     has_truth = truth > 0
-    ax_f.hist(frac[has_truth], bins=np.linspace(0, 1, 41), histtype="step", lw=1.5)
+    plots.histogram(ax_f, frac[has_truth], np.linspace(0, 1, 41), lw=1.5)
     ax_f.set_yscale("log")
     ax_f.set_xlabel("fraction label (cells with truth energy)")
     ax_f.set_ylabel("cells")
@@ -134,6 +140,7 @@ _POINT_STYLES = {  # type code -> (name, marker, colour)
 }
 
 
+@plots.simulation_figure("atlas")
 def point_cloud_display(
     feats: np.ndarray,
     labels: np.ndarray,
@@ -191,6 +198,7 @@ def point_cloud_display(
     return fig
 
 
+@plots.simulation_figure("atlas")
 def point_label_distributions(arrays: Mapping[str, np.ndarray], energy_unit: str = "MeV") -> plt.Figure:
     """Labels of padded point clouds (masked points excluded).
 
@@ -202,21 +210,16 @@ def point_label_distributions(arrays: Mapping[str, np.ndarray], energy_unit: str
     fig, (ax_f, ax_e, ax_k) = plt.subplots(1, 3, figsize=(14, 4.2))
     frac, focus, total, truth = (arrays[k] for k in ("frac_labels", "focus_labels", "tot_labels", "tot_truth_e"))
     valid = frac != -1
-    ax_f.hist(frac[valid & (truth > 0)], bins=np.linspace(0, 1, 41), histtype="step", lw=1.5)
+    plots.histogram(ax_f, frac[valid & (truth > 0)], np.linspace(0, 1, 41), lw=1.5)
     ax_f.set_yscale("log")
     ax_f.set_xlabel("frac_labels (cells with truth energy)")
     ax_f.set_ylabel("cells")
     positive = np.concatenate([focus[valid & (focus > 0)], total[valid & (total > 0)]])
     if positive.size:
         bins = np.geomspace(positive.min(), positive.max() * 1.01, 50)
-        ax_e.hist(focus[valid & (focus > 0)], bins=bins, histtype="step", lw=1.5, label="focus_labels")
-        ax_e.hist(
-            total[valid & (total > 0)],
-            bins=bins,
-            histtype="step",
-            lw=1.5,
-            ls="--",
-            label="tot_labels (original Total_Label)",
+        plots.histogram(ax_e, focus[valid & (focus > 0)], bins, lw=1.5, label="focus_labels")
+        plots.histogram(
+            ax_e, total[valid & (total > 0)], bins, lw=1.5, ls="--", label="tot_labels (original Total_Label)"
         )
         ax_e.set_xscale("log")
     ax_e.set_yscale("log")
@@ -228,13 +231,8 @@ def point_label_distributions(arrays: Mapping[str, np.ndarray], energy_unit: str
     has = expected > 0
     ratio = np.clip(kept[has] / expected[has], 0, 1.2)
     truncated = (np.asarray(arrays["n_points"]) > frac.shape[1])[has]
-    ax_k.hist(
-        [ratio[~truncated], ratio[truncated]],
-        bins=np.linspace(-0.0125, 1.2125, 50),
-        histtype="step",
-        lw=1.5,
-        label=[f"not truncated ({(~truncated).sum()})", f"truncated ({truncated.sum()})"],
-    )
+    for sel, name in ((~truncated, "not truncated"), (truncated, "truncated")):
+        plots.histogram(ax_k, ratio[sel], np.linspace(-0.0125, 1.2125, 50), lw=1.5, label=f"{name} ({sel.sum()})")
     ax_k.set_yscale("log")
     ax_k.set_xlabel("focused truth energy kept / in the sample")
     ax_k.set_ylabel("samples")
@@ -268,6 +266,7 @@ def _family(name: str) -> str:
     return "PS"
 
 
+@plots.simulation_figure("atlas")
 def detector_layout(geometry: CaloGeometry, max_cells: int | None = None, seed: int = 0) -> plt.Figure:
     """Cell centres in the (z, r) plane, coloured by calorimeter family (all cells, or a random subset)."""
     rng = np.random.default_rng(seed)
@@ -286,6 +285,7 @@ def detector_layout(geometry: CaloGeometry, max_cells: int | None = None, seed: 
     return fig
 
 
+@plots.simulation_figure("atlas")
 def event_display(events: ak.Array, geometry: CaloGeometry, entry: int = 0, track_pt_min: float = 1.0) -> plt.Figure:
     """Clustered cells of one event in (eta, phi), coloured by energy; tracks at their EMB2/EME2 point."""
     one = events[entry : entry + 1]
@@ -327,6 +327,7 @@ def event_display(events: ak.Array, geometry: CaloGeometry, entry: int = 0, trac
     return fig
 
 
+@plots.simulation_figure("atlas")
 def sampling_fractions(fractions: dict[str, np.ndarray]) -> plt.Figure:
     """Bar chart of the energy fraction per sampling, one series per label."""
     fig, ax = plt.subplots(figsize=(10, 4))
@@ -340,8 +341,9 @@ def sampling_fractions(fractions: dict[str, np.ndarray]) -> plt.Figure:
     return fig
 
 
+@plots.simulation_figure("atlas")
 def response_resolution(results: dict[str, dict], fits: dict[str, dict]) -> plt.Figure:
-    """Response <E_reco>/E and resolution sigma/E versus E, with the fitted a/sqrt(E) (+) b curves."""
+    """Response <E_reco>/E and resolution sigma/E versus E, with the fitted a/sqrt(E) ⊕ b curves (mathtext)."""
     fig, (ax_r, ax_s) = plt.subplots(1, 2, figsize=(11, 4.2))
     grid = np.geomspace(1, 300, 200)
     for (label, res), colour in zip(results.items(), ("tab:blue", "tab:red", "tab:green", "tab:purple"), strict=False):
@@ -372,18 +374,19 @@ def response_resolution(results: dict[str, dict], fits: dict[str, dict]) -> plt.
     return fig
 
 
+@plots.simulation_figure("atlas")
 def cluster_and_noise(events: ak.Array, geometry: CaloGeometry) -> plt.Figure:
     """Cells per cluster, and the written cells' significance E / sigma_noise next to a Gaussian noise model."""
     fig, (ax_n, ax_s) = plt.subplots(1, 2, figsize=(11, 4))
     n_cells = ak.to_numpy(ak.flatten(events["cluster_nCells"]))
-    ax_n.hist(n_cells, bins=np.geomspace(1, max(n_cells.max(initial=2), 2), 40), histtype="step", lw=1.5)
+    plots.histogram(ax_n, n_cells, np.geomspace(1, max(n_cells.max(initial=2), 2), 40), lw=1.5)
     ax_n.set_xscale("log")
     ax_n.set_xlabel("cells per topo-cluster (cluster_nCells)")
     ax_n.set_ylabel("clusters")
     cells = cluster_cells(events, geometry)
     significance = cells["e"] / cells["sigma"]
     bins = np.linspace(-2, 30, 65)
-    ax_s.hist(significance, bins=bins, histtype="step", lw=1.5, label="written cluster cells")
+    plots.histogram(ax_s, significance, bins, lw=1.5, label="written cluster cells")
     ax_s.axvline(4, color="red", ls="--", lw=1, label=r"seed $4\sigma$")
     ax_s.axvline(2, color="orange", ls="--", lw=1, label=r"growth $2\sigma$")
     ax_s.set_yscale("log")
@@ -393,6 +396,7 @@ def cluster_and_noise(events: ak.Array, geometry: CaloGeometry) -> plt.Figure:
     return fig
 
 
+@plots.simulation_figure("atlas")
 def noise_by_sampling(geometry: CaloGeometry) -> plt.Figure:
     """Median and range of the per-cell electronic noise sigma, per sampling (MeV, log scale)."""
     fig, ax = plt.subplots(figsize=(10, 3.8))
@@ -404,6 +408,7 @@ def noise_by_sampling(geometry: CaloGeometry) -> plt.Figure:
     return fig
 
 
+@plots.simulation_figure("atlas")
 def response_distributions(tables: Mapping[str, Mapping[str, np.ndarray]]) -> plt.Figure:
     """Histograms of E_pred / E_true per method (log y), with median and sigma68 in the legend."""
     fig, ax = plt.subplots(figsize=(8, 4.8))
@@ -411,13 +416,8 @@ def response_distributions(tables: Mapping[str, Mapping[str, np.ndarray]]) -> pl
     for name, tab in tables.items():
         r = tab["response"][np.isfinite(tab["response"])]
         med, sig = metrics.median_and_sigma68(r, relative=True)
-        ax.hist(
-            np.clip(r, bins[0], bins[-1]),
-            bins=bins,
-            histtype="step",
-            lw=1.8,
-            label=f"{name}: median {med:.3f}, $\\sigma_{{68}}$/median {sig:.3f}",
-        )
+        label = f"{name}: median {med:.3f}, $\\sigma_{{68}}$/median {sig:.3f}"
+        plots.histogram(ax, r, bins, clip=True, lw=1.8, label=label)
     ax.axvline(1.0, color="gray", lw=1, ls=":")
     ax.set_yscale("log")
     ax.set_xlabel(r"$E_\mathrm{pred} / E_\mathrm{true}$ (per track, cells summed)")
@@ -426,6 +426,7 @@ def response_distributions(tables: Mapping[str, Mapping[str, np.ndarray]]) -> pl
     return fig
 
 
+@plots.simulation_figure("atlas")
 def binned_response_figure(
     tables: Mapping[str, Mapping[str, np.ndarray]],
     pt_edges: Sequence[float] = PT_EDGES,
@@ -461,6 +462,7 @@ def binned_response_figure(
     return fig, binned
 
 
+@plots.simulation_figure("atlas")
 def percentage_error_figure(tables: Mapping[str, Mapping[str, np.ndarray]]) -> plt.Figure:
     """The original per-sample percentage error against the true energy: it explodes as E_true -> 0."""
     fig, ax = plt.subplots(figsize=(8, 4.8))
@@ -476,6 +478,7 @@ def percentage_error_figure(tables: Mapping[str, Mapping[str, np.ndarray]]) -> p
     return fig
 
 
+@plots.simulation_figure("atlas")
 def prediction_display(
     arrays: Mapping[str, np.ndarray],
     index: int,
@@ -531,4 +534,116 @@ def prediction_display(
         fontsize="medium",
         y=1.06,
     )
+    return fig
+
+
+@plots.simulation_figure("atlas")
+def jet_response_figure(binned: Mapping[str, Mapping[str, np.ndarray]]) -> plt.Figure:
+    """Jet pT response (median, top) and relative sigma68 (bottom) against truth-jet pT, one series per
+    reconstruction, with bootstrap errors (``jetcloud.atlas.jets.binned_resolution`` tables)."""
+    fig, axes = plt.subplots(2, 1, figsize=(8, 7), sharex=True)
+    offsets = np.linspace(-0.06, 0.06, max(len(binned), 1))
+    for (name, b), shift in zip(binned.items(), offsets, strict=False):
+        centre = np.sqrt(b["lo"] * b["hi"]) * (1.0 + shift)
+        axes[0].errorbar(centre, b["median"], yerr=b["median_err"], fmt="o", capsize=2, label=name)
+        axes[1].errorbar(centre, b["sigma68"], yerr=b["sigma68_err"], fmt="o", capsize=2, label=name)
+    axes[0].axhline(1.0, color="gray", lw=1, ls=":")
+    axes[0].set_ylabel(r"median $p_T^\mathrm{reco} / p_T^\mathrm{truth}$")
+    axes[1].set_ylabel(r"$\sigma_{68}$ / median")
+    axes[1].set_xlabel(r"truth jet $p_T$ [GeV]")
+    axes[1].set_xscale("log")
+    axes[0].legend(fontsize="x-small")
+    fig.tight_layout()
+    return fig
+
+
+@plots.simulation_figure("atlas")
+def neutral_remainder_figure(
+    residuals: Mapping[str, Mapping[str, np.ndarray]],
+    truth_edges: Sequence[float] = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0),
+) -> plt.Figure:
+    """Per cluster, the EM-scale neutral remainder against its truth (left: median and 16-84% band in bins of the
+    truth neutral energy; right: the residual distribution), one series per subtraction
+    (``jetcloud.atlas.jets.cluster_residuals`` tables)."""
+    fig, (ax, ax_r) = plt.subplots(1, 2, figsize=(12, 4.8))
+    edges = np.asarray(truth_edges, np.float64)
+    centre = np.sqrt(edges[:-1] * edges[1:])
+    for name, r in residuals.items():
+        which = np.digitize(r["truth"], edges) - 1
+        q = np.full((len(centre), 3), np.nan)
+        for b in range(len(centre)):  # the few bins only
+            sel = r["e"][which == b]
+            if len(sel) >= 5:
+                q[b] = np.quantile(sel, [0.16, 0.5, 0.84])
+        (line,) = ax.plot(centre, q[:, 1], "o-", label=name)
+        ax.fill_between(centre, q[:, 0], q[:, 2], color=line.get_color(), alpha=0.15, lw=0)
+        med, sig = metrics.median_and_sigma68(r["residual"])
+        bins = np.linspace(-5.0, 5.0, 81)
+        label = f"{name}: median {med:.2f}, $\\sigma_{{68}}$ {sig:.2f}"
+        plots.histogram(ax_r, r["residual"], bins, clip=True, lw=1.6, label=label)
+    ax.plot(edges[[0, -1]], edges[[0, -1]], color="gray", lw=1, ls=":")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(r"truth neutral energy of the cluster (EM scale) [GeV]")
+    ax.set_ylabel("neutral remainder [GeV]")
+    ax.legend(fontsize="x-small")
+    ax_r.set_yscale("log")
+    ax_r.set_xlabel(r"remainder $-$ truth neutral [GeV] (per cluster)")
+    ax_r.set_ylabel("clusters")
+    ax_r.legend(fontsize="x-small")
+    fig.tight_layout()
+    return fig
+
+
+@plots.simulation_figure("atlas")
+def method_comparison_figure(comparison: Mapping[str, object]) -> plt.Figure:
+    """Median response (top) and sigma68 / median (bottom) against track momentum for every method, truth scale
+    (left) and EM scale (right), with the bootstrap intervals of :func:`jetcloud.atlas.evaluation.compare_methods`
+    as error bars (methods slightly shifted in p so the bars do not overlap)."""
+    scales = comparison["scales"]
+    fig, axes = plt.subplots(2, len(scales), figsize=(5.5 * len(scales), 7), sharex=True, squeeze=False)
+    edges = np.asarray(comparison["p_edges"], np.float64)
+    centre = np.sqrt(edges[:-1] * edges[1:])
+    for col, (scale, sc) in enumerate(scales.items()):
+        names = sc["overall"]["methods"]
+        for m, name in enumerate(names):
+            shift = centre * 1.06 ** (m - 0.5 * (len(names) - 1))
+            for row, key in enumerate(("median", "sigma68")):
+                v, lo, hi = (np.array([r["stats"][name][k] for r in sc["p"]]) for k in (key, f"{key}_lo", f"{key}_hi"))
+                yerr = np.vstack([np.clip(v - lo, 0, None), np.clip(hi - v, 0, None)])
+                axes[row, col].errorbar(shift, v, yerr=yerr, fmt="o-", ms=4, lw=1, capsize=2, label=name)
+        axes[0, col].axhline(1.0, color="gray", lw=1, ls=":")
+        axes[0, col].axhspan(0.98, 1.02, color="gray", alpha=0.15, lw=0)
+        axes[0, col].set_title(f"{scale} scale", fontsize="medium")
+        axes[1, col].set_xscale("log")
+        axes[1, col].set_xlabel("track momentum p [GeV]")
+    axes[0, 0].set_ylabel("median response")
+    axes[1, 0].set_ylabel(r"$\sigma_{68}$ / median")
+    axes[0, 0].legend(fontsize="x-small")
+    fig.tight_layout()
+    return fig
+
+
+@plots.simulation_figure("atlas")
+def sigma68_learning_curve(
+    curves: Mapping[str, Mapping[str, Sequence[float]]],
+    bands: Mapping[str, Sequence[float]],
+    ylabel: str = r"truth-scale $\sigma_{68}$ / median",
+) -> plt.Figure:
+    """Resolution of the networks against their training samples (one series per model, bootstrap error bars),
+    with reference methods as horizontal bands (``bands``: name -> (value, lo, hi))."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, (name, (value, lo, hi)) in enumerate(bands.items()):
+        colour = colours[(k + len(curves)) % len(colours)]
+        ax.axhspan(lo, hi, color=colour, alpha=0.2, lw=0)
+        ax.axhline(value, color=colour, ls="--", lw=1.2, label=name)
+    for name, c in curves.items():
+        v, lo, hi = (np.asarray(c[k], np.float64) for k in ("sigma68", "lo", "hi"))
+        yerr = np.vstack([np.clip(v - lo, 0, None), np.clip(hi - v, 0, None)])
+        ax.errorbar(c["n_train"], v, yerr=yerr, fmt="o-", capsize=3, label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("training samples")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize="x-small")
     return fig

@@ -4,7 +4,7 @@ ATLAS section
 =============
 
 Track-centred samples (the parquet schema of :mod:`jetcloud.atlas.samples`) become padded arrays of ``L`` points per
-sample, the input of JetPointNet (``jetpointnet-reference.md`` section 3, ``jets_awk_to_npz.py``). Everything
+sample, the input of JetPointNet (``docs/jetpointnet.md``, ``jets_awk_to_npz.py``). Everything
 is computed for all samples of a parquet part at once with awkward / numpy: there is no Python loop over
 samples, cells or points.
 
@@ -55,6 +55,14 @@ truth energy whenever the focused particle contributed, kept for comparisons), `
 (``cells.truth_energy``) and ``focus_labels`` (``cells.focus_energy``, the focused particle's own deposit: the
 right regression target). The energy labels are in ``energy_unit``.
 
+**Geometry** (``[N, L]``, for evaluation, jets and the track-conditioned network): ``cell_id`` (uint64, 0 where
+the point is not a cell), ``sampling`` (int16 CaloSampling number, -1 where not a cell), ``cell_eta``,
+``cell_phi`` (float32, NaN where not a cell) (:data:`ATLAS_CELL_ARRAYS`); and for every point
+(:data:`ATLAS_POINT_ARRAYS`) ``point_sampling``, ``point_eta``, ``point_phi``: the cells' values, and for track
+intersections the CaloSampling of their layer and the direction of their raw X, Y, Z (-1 / NaN on padding).
+Per sample, ``track_p`` (GeV whatever ``energy_unit``: ``|p| = pT cosh(eta)``, with the reference eta standing
+for the perigee one) and ``track_phi`` (the reference phi).
+
 **Filter.** Samples with fewer than ``min_cells`` cells are removed (the original's 100 in the report, 25 at
 HEAD) and counted.
 
@@ -91,6 +99,8 @@ __all__ = [
     "ATLAS_ONE_HOT_FEATURES",
     "ATLAS_LABELS",
     "ATLAS_SCALARS",
+    "ATLAS_CELL_ARRAYS",
+    "ATLAS_POINT_ARRAYS",
     "ATLAS_POINT_TYPES",
     "META_NAME",
     "atlas_feature_names",
@@ -131,6 +141,20 @@ ATLAS_LABELS: dict[str, str] = {
     "tot_truth_e": "truth_energy",
     "focus_labels": "focus_energy",
 }
+#: Per-point geometry arrays ``[N, L]`` of the cells (contract of notebooks 03-05) and their fill value elsewhere.
+ATLAS_CELL_ARRAYS: dict[str, tuple[type, float]] = {
+    "cell_id": (np.uint64, 0),
+    "sampling": (np.int16, -1),
+    "cell_eta": (np.float32, np.nan),
+    "cell_phi": (np.float32, np.nan),
+}
+#: Per-point geometry of *every* point (cells and track intersections; fill value on padding): the calorimeter
+#: sampling (CaloSampling number; a track point carries that of its layer) and the direction of the point.
+ATLAS_POINT_ARRAYS: dict[str, tuple[type, float]] = {
+    "point_sampling": (np.int16, -1),
+    "point_eta": (np.float32, np.nan),
+    "point_phi": (np.float32, np.nan),
+}
 #: Per-sample scalars stored beside the arrays (energies in the energy unit).
 ATLAS_SCALARS: tuple[str, ...] = (
     "eventNumber",
@@ -140,6 +164,8 @@ ATLAS_SCALARS: tuple[str, ...] = (
     "track_pt",
     "track_eta",
     "focus_truth_energy",
+    "track_p",
+    "track_phi",
 )
 _SCALAR_DTYPES: dict[str, type] = {
     "eventNumber": np.int64,
@@ -149,6 +175,8 @@ _SCALAR_DTYPES: dict[str, type] = {
     "track_pt": np.float32,
     "track_eta": np.float32,
     "focus_truth_energy": np.float32,
+    "track_p": np.float32,
+    "track_phi": np.float32,
 }
 META_NAME = "point_cloud_meta.json"
 META_VERSION = 1
@@ -158,6 +186,7 @@ _REQUIRED_COLUMNS: tuple[str, ...] = (
     "eventNumber",
     "trackID",
     "trackEta",
+    "trackPhi",
     "trackPt",
     "focus_truth_energy",
     "track_points.layer",
@@ -169,9 +198,14 @@ _REQUIRED_COLUMNS: tuple[str, ...] = (
     "cells.Y",
     "cells.Z",
     "cells.distance_to_track",
+    "cells.ID",
+    "cells.eta",
+    "cells.phi",
+    "cells.sampling",
     *(f"cells.{field}" for field in ATLAS_LABELS.values()),
     "other_tracks.trackPt",
     "other_track_points.track",
+    "other_track_points.layer",
     "other_track_points.X",
     "other_track_points.Y",
     "other_track_points.Z",
@@ -364,6 +398,47 @@ def atlas_point_arrays(
     out: dict[str, np.ndarray] = {"feats": _feature_rows(n, length, one_hot_type, groups)}
     out.update(_cell_labels(cells, c_sel_owner, c_slot, c_keep, n, length, scale))
     out.update(_sample_scalars(samples, n_points, nc, pt, scale))
+    out.update(_cell_geometry(cells, c_sel_owner, c_slot, c_keep, n, length))
+    point_groups = ((tp, f_owner, f_slot, np.flatnonzero(f_keep)), (otp, o_sel_owner, o_slot, o_keep))
+    out.update(_point_geometry(out, point_groups, n, length))
+    return out
+
+
+def _cell_geometry(
+    cells: ak.Array, owner: np.ndarray, slot: np.ndarray, keep: np.ndarray, n: int, length: int
+) -> dict[str, np.ndarray]:
+    """The arrays of :data:`ATLAS_CELL_ARRAYS`: ID, CaloSampling number, eta, phi of the kept cells."""
+    fields = {"cell_id": "ID", "sampling": "sampling", "cell_eta": "eta", "cell_phi": "phi"}
+    out = {}
+    for key, (dtype, fill) in ATLAS_CELL_ARRAYS.items():
+        values = np.full((n, length), fill, dtype)
+        flat = np.asarray(ak.to_numpy(ak.flatten(cells[fields[key]], axis=1)))
+        values[owner, slot] = flat[keep].astype(dtype)
+        out[key] = values
+    return out
+
+
+def _point_geometry(
+    cell_arrays: Mapping[str, np.ndarray],
+    groups: Iterable[tuple[ak.Array, np.ndarray, np.ndarray, np.ndarray]],
+    n: int,
+    length: int,
+) -> dict[str, np.ndarray]:
+    """The arrays of :data:`ATLAS_POINT_ARRAYS`: the cells' values, then every track point's layer sampling and
+    direction (eta, phi of its raw X, Y, Z) in its slot."""
+    from jetcloud.atlas.layers import LAYER_SAMPLING
+
+    out = {
+        "point_sampling": cell_arrays["sampling"].copy(),
+        "point_eta": cell_arrays["cell_eta"].copy(),
+        "point_phi": cell_arrays["cell_phi"].copy(),
+    }
+    for lists, owner, slot, keep in groups:
+        x, y, z = (_flat(lists, c)[keep] for c in ("X", "Y", "Z"))
+        layer = _flat(lists, "layer", np.int64)[keep]
+        out["point_sampling"][owner, slot] = LAYER_SAMPLING[layer]
+        out["point_eta"][owner, slot] = np.arcsinh(z / np.hypot(x, y))
+        out["point_phi"][owner, slot] = np.arctan2(y, x)
     return out
 
 
@@ -472,6 +547,11 @@ def _sample_scalars(
         "track_pt": pt * scale,
         "track_eta": ak.to_numpy(samples["trackEta"]),
         "focus_truth_energy": np.asarray(ak.to_numpy(samples["focus_truth_energy"]), np.float64) * scale,
+        # |p| = pT cosh(eta) in GeV whatever the energy unit (the contract of notebooks 03-05); the reference eta
+        # stands for the perigee one: a helix in the solenoid keeps its polar angle, the two differ only by the
+        # displacement of the production vertex (mm against the metres of the calorimeter radius)
+        "track_p": pt * np.cosh(np.asarray(ak.to_numpy(samples["trackEta"]), np.float64)),
+        "track_phi": ak.to_numpy(samples["trackPhi"]),
     }
     return {k: np.asarray(v).astype(_SCALAR_DTYPES[k]) for k, v in scalars.items()}
 
@@ -604,7 +684,7 @@ def build_atlas_point_clouds(
     options = _array_options(energy_unit, coordinates, one_hot_type, coordinate_scale)
     out_dir = Path(out_dir)
     log.info("point clouds: %d part(s), L = %d (%s), into %s", len(tasks), length, length_source, out_dir)
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, stage="atlas.pointcloud") as tmp:
         results = _convert_parts(run, tasks, tmp, length, min_cells, options, compress)
         counts = _split_counts(results)
         meta = _point_cloud_meta(
@@ -760,6 +840,9 @@ def _point_cloud_meta(
         "labels": list(ATLAS_LABELS),
         "label_fields": dict(ATLAS_LABELS),
         "scalars": list(ATLAS_SCALARS),
+        "cell_arrays": list(ATLAS_CELL_ARRAYS),
+        "point_arrays": list(ATLAS_POINT_ARRAYS),
+        "units": {"track_p": "GeV", "track_phi": "rad", "cell_eta": "", "cell_phi": "rad", "point_phi": "rad"},
         "mask_value": MASK_VALUE,
         "min_cells": min_cells,
         "compressed": bool(compress),
@@ -849,6 +932,9 @@ def load_point_clouds(
         empty = {"feats": np.zeros((0, meta["length"], meta["n_features"]), np.float32)}
         empty.update({k: np.zeros((0, meta["length"]), np.float32) for k in meta["labels"]})
         empty.update({k: np.zeros(0, _SCALAR_DTYPES.get(k, np.float32)) for k in meta["scalars"]})
+        geometry = {**ATLAS_CELL_ARRAYS, **ATLAS_POINT_ARRAYS}
+        names = [*meta.get("cell_arrays", ()), *meta.get("point_arrays", ())]
+        empty.update({k: np.zeros((0, meta["length"]), geometry[k][0]) for k in names})
         wanted = list(empty) if keys is None else list(keys)
         unknown = [k for k in wanted if k not in empty]
         if unknown:

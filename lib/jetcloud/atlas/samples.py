@@ -3,7 +3,7 @@
 One sample per track: the track's reference direction (EMB2 extrapolation, else EME2), its layer intersection
 points, the deduplicated cluster cells of its event within a cone ``Delta R <= delta_r`` of the reference,
 per-cell truth labels, and the other tracks of the event whose reference lies in the same cone. The algorithm
-is the original ``jets_root_to_awk.py`` (``jetpointnet-reference.md`` section 2) with its bugs fixed, computed
+is the original ``jets_root_to_awk.py`` (``docs/jetpointnet.md``) with its bugs fixed, computed
 for all events of a chunk at once with numpy (no Python loop over events, tracks or cells).
 
 Sample schema (one row per sample; ``ak.to_parquet`` files, the point-cloud stage relies on it exactly)::
@@ -699,7 +699,7 @@ def _run_chunks(
     from jetcloud.io.atomic import atomic_dir
     from jetcloud.parallel import map_chunks
 
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, stage="atlas.samples") as tmp:
         for name in SPLIT_NAMES:
             (tmp / name).mkdir()
         func = functools.partial(_process_chunk, out_dir=os.fspath(tmp), **chunk_kwargs)

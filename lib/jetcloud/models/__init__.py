@@ -11,6 +11,8 @@ name                       model
 ``resnet_pc_*``            the E2E report's ResNet_PC family (:mod:`.resnet_pc`)
 ``particlenet[_lite]``     ParticleNet-style EdgeConv classifiers (:mod:`.particlenet`)
 ``transformer[_small]``    Particle-Transformer-style encoders (:mod:`.transformer`)
+``track_conditioned[_knn]`` :class:`.track_conditioned.TrackConditionedNet`: conditioned on the track, a per-point
+                           EM fraction and a per-sample truth-scale energy (kNN local attention variant)
 =========================  ==================================================================================
 
 :mod:`.layers` and :mod:`.qg_common` hold the building blocks; :mod:`jetcloud.models.registry` the protocol

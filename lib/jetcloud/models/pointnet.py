@@ -1,6 +1,6 @@
 """JetPointNet's ``PointNetSegmentation`` (report version, ``models/JetPointNet.py`` @ 68ec39f) in PyTorch.
 
-Architecture (``jetpointnet-reference.md`` section 4.1; widths at ``size_factor = f``)::
+Architecture (``docs/jetpointnet.md``; widths at ``size_factor = f``)::
 
     feats [B, L, F] --input T-Net (F x F)--> x @ T
       -> point MLP 64 -> 64                           = point_features [.., 64]

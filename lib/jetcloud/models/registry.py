@@ -41,6 +41,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "jetcloud.models.resnet_pc",
     "jetcloud.models.particlenet",
     "jetcloud.models.transformer",
+    "jetcloud.models.track_conditioned",
 )
 
 Factory = Callable[..., nn.Module]

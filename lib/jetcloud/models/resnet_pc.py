@@ -52,7 +52,7 @@ VARIANTS: dict[str, tuple[tuple[int, int, int, int], tuple[int, ...], int]] = {
     "1024_l": ((8, 1, 1, 0), (8, 32, 128, 256, 512, 1024, 2048, 2048), 1024),
 }
 
-#: qg-reference.md section 3.4 (one-logit head).
+#: e2e_sparse ResNet_PC (docs/references.md; one-logit head).
 REPORT_PARAMETERS = {
     "resnet_pc_256_s": 2_346_081,
     "resnet_pc_256_m": 10_745_953,

@@ -1,5 +1,9 @@
 """Comparison of the quark/gluon runs of notebook 08 (used by notebook 09): run loading, tables, figures, and the
-published reference numbers of ``qg-reference.md`` (sections 5 and 6; [U] = unverified there, [V] = verified).
+published reference numbers (papers in ``docs/references.md``; [U] = unverified there, [V] = verified).
+
+The runs are the rows of :func:`jetcloud.runs.collect_runs` (``build/<profile>/runs/qg/<name>@<tag>``), one per
+run: ``run`` is the directory name, ``name`` the model (``<model>_particle`` at particle level). Runs of one model
+that differ only in their seed are summarised as mean and spread by :func:`seed_table`.
 """
 
 from __future__ import annotations
@@ -14,8 +18,8 @@ import matplotlib.figure
 import matplotlib.pyplot as plt
 import numpy as np
 
-from jetcloud import metrics, paths
-from jetcloud.qg.train import SUMMARY_NAME, read_summary
+from jetcloud import metrics
+from jetcloud.runs import collect_runs
 
 __all__ = [
     "PUBLISHED_CMS",
@@ -25,6 +29,8 @@ __all__ = [
     "GOAL_PARTICLE_AUC",
     "load_runs",
     "results_table",
+    "seed_groups",
+    "seed_table",
     "reference_table",
     "goals",
     "goals_text",
@@ -35,7 +41,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: e2e_sparse on the real CMS Open Data jets (validation = test_jet, 55,494 jets), qg-reference.md 5.1 and 6.1.
+#: e2e_sparse on the real CMS Open Data jets (validation = test_jet, 55,494 jets), docs/e2e-format.md
 PUBLISHED_CMS: list[dict[str, Any]] = [
     {"model": "MLP (report)", "K": "(200)", "params": "86,370", "auc": "0.7780", "acc": "71.38 %", "status": ""},
     {
@@ -72,7 +78,7 @@ PUBLISHED_CMS: list[dict[str, Any]] = [
     },
 ]
 
-#: Pythia 8 QG benchmark (particle level, test 200 k), qg-reference.md 6.3.
+#: Pythia 8 QG benchmark (particle level, test 200 k), docs/e2e-format.md
 PUBLISHED_PARTICLE: list[dict[str, Any]] = [
     {"model": "PFN (no PID)", "acc": "-", "auc": "0.891", "rej50": "30.8", "rej30": "-", "status": "[U]"},
     {"model": "PFN-Ex", "acc": "-", "auc": "0.9005", "rej50": "34.7", "rej30": "-", "status": "[U]"},
@@ -108,24 +114,64 @@ def _history(path: Path) -> list[dict[str, float]]:
 
 
 def load_runs(profile: str, root: str | Path | None = None) -> list[dict[str, Any]]:
-    """Every run directory with a ``summary.json`` under ``build/<profile>/models/qg`` (sorted by name).
+    """Every finished run of notebook 08 (:func:`jetcloud.runs.collect_runs` of ``qg``, sorted by run).
 
-    Each run: the summary plus ``history`` (rows of ``history.csv``) and ``labels`` / ``scores`` of the test set.
+    Each run: its flat record row plus ``history`` (rows of ``history.csv``) and ``labels`` / ``scores`` of the
+    test set; a run without ``scores_test.npz`` is skipped with a warning. ``root`` replaces
+    ``build/<profile>/runs/qg``.
     """
-    root = Path(root) if root else paths.build_dir(profile, "models", "qg")
-    runs = []
-    for directory in sorted(root.glob(f"*/{SUMMARY_NAME}")) if root.is_dir() else []:
-        run = read_summary(directory.parent)
-        run["run"] = directory.parent.name
-        run["history"] = _history(directory.parent / "history.csv")
-        scores = directory.parent / "scores_test.npz"
+    found = []
+    for run in collect_runs(profile, "qg", root):
+        directory = Path(run["dir"])
+        scores = directory / "scores_test.npz"
         if not scores.is_file():
-            log.warning("%s has no scores_test.npz; skipped", directory.parent)
+            log.warning("%s has no scores_test.npz; skipped", directory)
             continue
+        run["history"] = _history(directory / "history.csv")
         with np.load(scores) as f:
             run["labels"], run["scores"] = f["labels"], f["scores"]
-        runs.append(run)
-    return runs
+        found.append(run)
+    return found
+
+
+#: Parameters that do not make two runs different experiments (grouped by :func:`seed_groups`).
+NOT_EXPERIMENT = ("param.seed", "param.run_tag", "param.device", "param.resume", "param.profile")
+#: Columns summarised by :func:`seed_table`.
+SPREAD_KEYS = ("auc", "accuracy", "rej50")
+
+
+def seed_groups(rows: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Runs grouped by model and every parameter except the seed (and run tag, device, resume), in first-seen order."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows:
+        params = tuple(
+            sorted((k, repr(v)) for k, v in row.items() if k.startswith("param.") and k not in NOT_EXPERIMENT)
+        )
+        groups.setdefault((row["name"], params), []).append(row)
+    return list(groups.values())
+
+
+def _spread(values: list[Any]) -> str:
+    finite = [float(v) for v in values if v is not None]
+    if not finite:
+        return "inf"
+    mean = float(np.mean(finite))
+    if len(finite) == 1:
+        return f"{mean:.4g}"
+    return f"{mean:.4g} ± {float(np.std(finite, ddof=1)):.2g}"
+
+
+def seed_table(rows: Sequence[dict[str, Any]]) -> str:
+    """Markdown table, one row per group of :func:`seed_groups`: seeds, and mean ± sample standard deviation.
+
+    Rejections that were infinite (None) are left out of their mean; a single run shows its value alone.
+    """
+    lines = ["| model | runs | seeds | " + " | ".join(SPREAD_KEYS) + " |", "|---|---|---|" + "---|" * len(SPREAD_KEYS)]
+    for group in seed_groups(rows):
+        seeds = ", ".join(str(r.get("param.seed")) for r in group)
+        cells = " | ".join(_spread([r.get(key) for r in group]) for key in SPREAD_KEYS)
+        lines.append(f"| {group[0]['name']} | {len(group)} | {seeds} | {cells} |")
+    return "\n".join(lines)
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -161,18 +207,18 @@ def reference_table(rows: Sequence[dict[str, Any]], title: str) -> str:
 def goals(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The issue's two goals, measured on ``runs``.
 
-    Detector level: the best stronger model (:data:`STRONGER`) against ``resnet_pc_1024_m`` on the same test jets
-    (met when ahead by :data:`GOAL_MARGIN`; None when either was not trained, and then the best of the report's
-    architectures that were trained is given for context). Particle level: the best ParticleNet-style run against
-    :data:`GOAL_PARTICLE_AUC`. Values are None where a run is missing.
+    Detector level: the best stronger run (:data:`STRONGER`) against the best ``resnet_pc_1024_m`` run on the same
+    test jets (met when ahead by :data:`GOAL_MARGIN`; None when either was not trained, and then the best of the
+    report's architectures that were trained is given for context). Particle level: the best ParticleNet-style run
+    against :data:`GOAL_PARTICLE_AUC`. Values are None where a run is missing.
     """
     detector = [r for r in runs if r["level"] == "detector"]
-    stronger = [r for r in detector if r["run"].startswith(STRONGER)]
-    report = [r for r in detector if not r["run"].startswith(STRONGER + ("pfn",))]
+    stronger = [r for r in detector if r["name"].startswith(STRONGER)]
+    report = [r for r in detector if not r["name"].startswith(STRONGER + ("pfn",))]
     best = max(stronger, key=lambda r: r["auc"], default=None)
-    reference = next((r for r in detector if r["run"] == REPORT_BEST), None)
+    reference = max((r for r in detector if r["name"] == REPORT_BEST), key=lambda r: r["auc"], default=None)
     best_report = max(report, key=lambda r: r["auc"], default=None)
-    particlenet = [r for r in runs if r["level"] == "particle" and r["run"].startswith("particlenet")]
+    particlenet = [r for r in runs if r["level"] == "particle" and r["name"].startswith("particlenet")]
     best_pn = max(particlenet, key=lambda r: r["auc"], default=None)
     margin = best["auc"] - reference["auc"] if best and reference else None
     return {

@@ -1,6 +1,6 @@
 """The E2E quark/gluon HDF5 file: layout, a streaming atomic writer, a reader and a layout check.
 
-The layout is that of ``Quark_Gluon.h5`` of the E2E project (qg-reference.md, section 1), so notebooks 07+ read
+The layout is that of ``Quark_Gluon.h5`` of the E2E project (docs/e2e-format.md), so notebooks 07+ read
 a simulated file and the real one the same way:
 
 ==============  ==========================  =========  ====================================================

@@ -4,6 +4,10 @@ response of the simulation; point-cloud distributions of the conversion.
 Inputs are the summaries of :func:`jetcloud.qg.simulate.simulate_images`, the E2E images ``[N, 125, 125, 3]`` or
 the arrays of :mod:`jetcloud.qg.pointcloud` (points ``[N, L, 5]`` = track, ECAL, HCAL, col, row); every
 function returns a matplotlib figure for :func:`jetcloud.plots.save`. The only quark/gluon module that draws.
+
+Every figure function draws in mplhep's CMS style and carries the "jetcloud Simulation" label
+(:func:`jetcloud.plots.simulation_figure`): Pythia jets in a CMS-like detector, never CMS data. Distributions are
+``hist`` histograms with Poisson error bars (:func:`jetcloud.plots.histogram`).
 """
 
 from __future__ import annotations
@@ -15,13 +19,15 @@ import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.ticker import NullFormatter
 
+from jetcloud import plots
 from jetcloud.qg.detector import CRYSTAL_ETA, CRYSTAL_PHI, IMAGE_SIZE, SEED_PIXEL
 
 CHANNELS = ("track pT", "ECAL", "HCAL")
-#: Per-channel hits per jet the Report reads off its plots for the real CMS data (qg-reference.md 1.4).
+#: Per-channel hits per jet the Report reads off its plots for the real CMS data (docs/e2e-format.md).
 REPORT_HIT_PEAKS = {"track pT": (50, 150), "ECAL": (200, 300), "HCAL": (400, 600)}
 
 
+@plots.simulation_figure("cms")
 def channel_energy_histograms(points: np.ndarray, labels: np.ndarray) -> plt.Figure:
     """Per-channel pixel values of the hits (log-log), quark versus gluon."""
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
@@ -29,7 +35,7 @@ def channel_energy_histograms(points: np.ndarray, labels: np.ndarray) -> plt.Fig
     for c, ax in enumerate(axes):
         for value, name in ((1, "quark"), (0, "gluon")):
             v = points[labels == value][..., c]
-            ax.hist(v[v > 0], bins=bins, histtype="step", lw=1.5, density=True, label=name)
+            plots.histogram(ax, v[v > 0], bins, density=True, lw=1.5, label=name)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(f"{CHANNELS[c]} per pixel [GeV]")
@@ -39,6 +45,7 @@ def channel_energy_histograms(points: np.ndarray, labels: np.ndarray) -> plt.Fig
     return fig
 
 
+@plots.simulation_figure("cms")
 def hit_multiplicities(channel_hits: np.ndarray, labels: np.ndarray, total_hits: np.ndarray) -> plt.Figure:
     """Non-zero pixels per jet for each channel and in total, quark versus gluon; the Report's peaks shaded."""
     fig, axes = plt.subplots(1, 4, figsize=(15, 3.8))
@@ -47,7 +54,7 @@ def hit_multiplicities(channel_hits: np.ndarray, labels: np.ndarray, total_hits:
         top = max(int(np.quantile(values, 0.999)) + 1, 10)
         bins = np.linspace(0, top, 50)
         for value, cls in ((1, "quark"), (0, "gluon")):
-            ax.hist(values[labels == value], bins=bins, histtype="step", lw=1.5, label=cls)
+            plots.histogram(ax, values[labels == value], bins, lw=1.5, label=cls)
         name = "all channels (any > 0)" if c == 3 else CHANNELS[c]
         if name in REPORT_HIT_PEAKS:
             ax.axvspan(*REPORT_HIT_PEAKS[name], color="gray", alpha=0.2, lw=0, label="Report (CMS data) peak")
@@ -58,6 +65,7 @@ def hit_multiplicities(channel_hits: np.ndarray, labels: np.ndarray, total_hits:
     return fig
 
 
+@plots.simulation_figure("cms")
 def point_cloud_3d(points: np.ndarray, title: str = "") -> plt.Figure:
     """One jet's hits in (col, row, channel energy): marker per channel, size by energy."""
     fig = plt.figure(figsize=(7, 6))
@@ -82,6 +90,7 @@ def point_cloud_3d(points: np.ndarray, title: str = "") -> plt.Figure:
     return fig
 
 
+@plots.simulation_figure("cms")
 def reconstruction(images: Sequence[np.ndarray], titles: Sequence[str]) -> plt.Figure:
     """Rows: images (e.g. original and top-K reconstructions); columns: the three channels (log colour)."""
     fig, axes = plt.subplots(len(images), 3, figsize=(11, 3.4 * len(images)), squeeze=False)
@@ -103,6 +112,7 @@ def reconstruction(images: Sequence[np.ndarray], titles: Sequence[str]) -> plt.F
     return fig
 
 
+@plots.simulation_figure("cms")
 def kept_fraction(points: np.ndarray, ks: Sequence[int]) -> plt.Figure:
     """Fraction of each channel's summed energy kept by top-K trimming, versus K (mean over jets)."""
     cost = np.einsum("nlc,nlc->nl", points[..., :3], points[..., :3])
@@ -177,6 +187,7 @@ def _colorbar(fig: plt.Figure, im, axes, label: str) -> None:
     cb.ax.xaxis.set_minor_formatter(NullFormatter())
 
 
+@plots.simulation_figure("cms")
 def mean_images(mean: Mapping[int, np.ndarray], counts: Mapping[int, int] | None = None) -> plt.Figure:
     """Average quark and gluon images per channel (rows: class, columns: channel), log colour scale."""
     fig, axes = plt.subplots(2, 3, figsize=(13, 8.4), constrained_layout=True)
@@ -196,6 +207,7 @@ def mean_images(mean: Mapping[int, np.ndarray], counts: Mapping[int, int] | None
     return fig
 
 
+@plots.simulation_figure("cms")
 def example_images(images: np.ndarray, labels: np.ndarray, meta: np.ndarray | None = None) -> plt.Figure:
     """Single jets, one row per jet and one column per channel (log colour scale per channel)."""
     n = len(images)
@@ -222,20 +234,14 @@ def _class_hists(ax: plt.Axes, values: np.ndarray, labels: np.ndarray, bins: np.
     for c in (1, 0):
         v = values[labels == c]
         if len(v):
-            ax.hist(
-                v,
-                bins=bins,
-                histtype="step",
-                lw=1.8,
-                density=True,
-                color=CLASS_COLOURS[c],
-                label=f"{CLASS_NAMES[c]} (mean {v.mean():.1f})",
-            )
+            label = f"{CLASS_NAMES[c]} (mean {v.mean():.1f})"
+            plots.histogram(ax, v, bins, density=True, lw=1.8, color=CLASS_COLOURS[c], label=label)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("fraction of jets / bin width")
     ax.legend(fontsize="small")
 
 
+@plots.simulation_figure("cms")
 def jet_kinematics(columns: Mapping[str, np.ndarray], title: str = "") -> plt.Figure:
     """Jet pT, mass and constituent multiplicity per class (normalised histograms)."""
     labels = np.asarray(columns["label"]).astype(int)
@@ -254,6 +260,7 @@ def jet_kinematics(columns: Mapping[str, np.ndarray], title: str = "") -> plt.Fi
     return fig
 
 
+@plots.simulation_figure("cms")
 def image_hit_counts(n_hits: np.ndarray, labels: np.ndarray) -> plt.Figure:
     """Non-zero pixels per jet and channel, per class, with the ranges the Report gives for the real data."""
     labels = np.asarray(labels).astype(int)
@@ -281,6 +288,7 @@ def particle_level(columns: Mapping[str, np.ndarray]) -> plt.Figure:
     return jet_kinematics(columns, title="particle level: Z + jet, √s = 14 TeV")
 
 
+@plots.simulation_figure("cms")
 def detector_response(scan: Mapping[str, Mapping[str, np.ndarray]]) -> plt.Figure:
     """Single electrons (ECAL) and pions (ECAL + HCAL): response and resolution against the CMS figures."""
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.6), constrained_layout=True)
@@ -291,8 +299,8 @@ def detector_response(scan: Mapping[str, Mapping[str, np.ndarray]]) -> plt.Figur
         axes[0].plot(e, mean / e, "o-", label=name)
         axes[1].plot(e, std / mean, "o-", label=name)
     e = np.geomspace(1, 300, 100)
-    axes[1].plot(e, np.sqrt(0.028**2 / e + 0.003**2), "k--", lw=1, label=r"CMS ECAL 2.8%/√E $\oplus$ 0.3%")
-    axes[1].plot(e, np.sqrt(1.0 / e + 0.05**2), "k:", lw=1, label=r"CMS HCAL 100%/√E $\oplus$ 5%")
+    axes[1].plot(e, np.sqrt(0.028**2 / e + 0.003**2), "k--", lw=1, label=r"CMS ECAL 2.8%$/\sqrt{E} \oplus$ 0.3%")
+    axes[1].plot(e, np.sqrt(1.0 / e + 0.05**2), "k:", lw=1, label=r"CMS HCAL 100%$/\sqrt{E} \oplus$ 5%")
     for ax in axes:
         ax.set_xscale("log")
         ax.set_xlabel("true energy [GeV]")

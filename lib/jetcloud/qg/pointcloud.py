@@ -1,7 +1,7 @@
 """Quark/gluon jet images -> sparse point clouds -> top-K trimming (notebook 07), as ``ToPointCloudForm.py``.
 
 The E2E images are ``(N, 125, 125, 3)`` float32 arrays (axis 1 = eta row, axis 2 = phi column; channels track
-pT, ECAL, HCAL). Their point-cloud form (``qg-reference.md`` section 2), reproduced exactly:
+pT, ECAL, HCAL). Their point-cloud form (``docs/e2e-format.md``), reproduced exactly:
 
 1. a pixel is a **hit** when any channel is > 0;
 2. each hit becomes ``[track, ECAL, HCAL, col, row]`` (col = phi index, row = eta index, integers 0..124),
@@ -244,7 +244,7 @@ def convert_e2e(
     plan = _Conversion(path, ks, chunk_size, descending, label_column, compression, wave, workers, scheduler, progress)
     out_dir = Path(out_dir)
     hits: dict[str, np.ndarray] = {}
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, stage="qg.pointcloud") as tmp:
         max_hit = _convert_splits(plan, tmp, sizes, hits)
     summary = {
         "max_hit": max_hit,

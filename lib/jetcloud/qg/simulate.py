@@ -5,7 +5,7 @@ whatever the number of workers or a Dask cluster), each chunk yielding exactly i
 jets, shuffled together:
 
 **E2E images** (:func:`simulate_images`, the CMS Open Data quark/gluon dataset of Andrews et al.,
-qg-reference.md section 1):
+docs/e2e-format.md):
 
 * Pythia 8 QCD 2 -> 2 at sqrt(s) = 8 TeV (CMS 2012) with pT-hat 80-170 GeV (``QCD_Pt_80_170``), the Monash 2013
   tune with the MPI parameters of the CMS tune CUETP8M1 (a Pythia 8 stand-in for the Pythia 6 Z2* tune of the
@@ -24,7 +24,7 @@ qg-reference.md section 1):
 * File: :class:`jetcloud.qg.e2e.E2EWriter`; per class the first ``test_fraction`` of the jets (in chunk order)
   go to ``test_*``, the rest to ``train_*``, so both splits are balanced.
 
-**Particle level** (:func:`simulate_particles`, EnergyFlow's Pythia 8 quark/gluon set, qg-reference.md 6.2):
+**Particle level** (:func:`simulate_particles`, EnergyFlow's Pythia 8 quark/gluon set, docs/e2e-format.md):
 
 * Pythia 8 at 14 TeV, default (Monash 2013) tune, hadronisation and MPI on, no detector: gluon jets from
   q qbar -> Z g, quark jets from q g -> Z q, with Z -> nu nu; pT-hat > 400 GeV (80% of the lower jet pT bound:

@@ -14,6 +14,12 @@
     scores = qg_train.predict_scores(model, data.test)
     summary = qg_train.summarize(data.test_labels, scores)           # AUC, accuracy, Rej50, Rej30
 
+**Run directories.** Each run trains into its own ``build/<profile>/runs/qg/<run_name>@<tag>``
+(:func:`run_dir`, :mod:`jetcloud.runs`); the default tag (:func:`run_tag`) is the seed plus every setting that
+differs from the preset, so sweeps over seeds or learning rates never share a directory. The run's results are
+its ``record.json`` (:func:`jetcloud.runs.write_record`), next to the checkpoints, ``history.csv`` and the
+``scores_{val,test}.npz`` of :func:`write_scores`.
+
 **Validation split.** The ``QG{K}.h5`` files (like the report's) hold only ``train_dataset`` and
 ``test_dataset``; the report validated on the test jets. Here a validation set is carved out of
 ``train_dataset``: a fraction ``val_fraction`` (default 0.1) of the jets chosen by a permutation seeded with
@@ -36,7 +42,6 @@ train as above.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -50,8 +55,8 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
-from jetcloud import metrics, paths
-from jetcloud.io.atomic import atomic_path, write_text
+from jetcloud import metrics, paths, runs
+from jetcloud.io.atomic import atomic_path
 from jetcloud.qg.pointcloud import QG_FEATURES, check_labels, read_qg, trim_top_k
 from jetcloud.train.presets import load_presets
 
@@ -71,15 +76,15 @@ __all__ = [
     "scores_from_logits",
     "predict_scores",
     "summarize",
+    "TAG_KEYS",
+    "run_name",
+    "run_tag",
     "run_dir",
     "write_scores",
-    "write_summary",
-    "read_summary",
 ]
 
 log = logging.getLogger(__name__)
 
-SUMMARY_NAME = "summary.json"
 REJECTION_NOTE = "1/eps_b at eps_s (quark efficiency), eps_b linearly interpolated on the ROC curve"
 
 _PRESET_DATA = load_presets("qg", {"source": str})
@@ -345,9 +350,43 @@ def summarize(labels: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
 
 
 # ---- run directories ------------------------------------------------------------------------------------------
-def run_dir(profile: str, model: str, particle_level: bool = False) -> Path:
-    """``build/<profile>/models/qg/<model>`` (``<model>_particle`` for the particle-level set)."""
-    return paths.build_dir(profile, "models", "qg", f"{model}_particle" if particle_level else model)
+#: Settings that make a run differ from another run of the same model, in tag order, with their short names.
+TAG_KEYS = {
+    "seed": "seed",
+    "epochs": "epochs",
+    "batch_size": "bs",
+    "lr": "lr",
+    "max_steps_per_epoch": "steps",
+    "k": "k",
+    "val_fraction": "val",
+}
+
+
+def run_name(model: str, particle_level: bool = False) -> str:
+    """``<model>``, or ``<model>_particle`` for the particle-level set: what a run trained, without its tag."""
+    _check_model(model)
+    return f"{model}_particle" if particle_level else model
+
+
+def run_tag(model: str, settings: Mapping[str, Any], *, k_points: int = 0, val_fraction: float = 0.1) -> str:
+    """Default tag of a run: its seed and every setting that differs from ``model``'s preset.
+
+    ``settings`` are the ``TrainConfig`` keyword arguments the run uses (:func:`preset` with overrides, including
+    ``seed``); ``k_points`` (0: the default K) and ``val_fraction`` (default 0.1) join them. For example
+    ``seed1-epochs4-bs128-steps100``: two seeds, or two learning rates, never share a run directory, and a rerun
+    with the same settings finds its directory again (and resumes there).
+    """
+    _check_model(model)
+    values = {key: settings.get(key) for key in TAG_KEYS if key in settings}
+    values.update(k=k_points or None, val_fraction=val_fraction)
+    values = {key: values.get(key) for key in TAG_KEYS}
+    baseline = {**PRESETS[model], "val_fraction": 0.1}
+    return runs.derive_tag(values, baseline, always=("seed",), short=TAG_KEYS)
+
+
+def run_dir(profile: str, model: str, particle_level: bool = False, tag: str = "") -> Path:
+    """``build/<profile>/runs/qg/<run_name>@<tag>`` (:func:`jetcloud.runs.run_dir`; ``<run_name>`` without a tag)."""
+    return runs.run_dir(profile, "qg", run_name(model, particle_level), tag)
 
 
 def write_scores(directory: str | os.PathLike, split: str, labels: np.ndarray, scores: np.ndarray) -> Path:
@@ -357,26 +396,3 @@ def write_scores(directory: str | os.PathLike, split: str, labels: np.ndarray, s
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, labels=np.asarray(labels, np.int64), scores=np.asarray(scores, np.float32))
     return path
-
-
-def write_summary(directory: str | os.PathLike, summary: Mapping[str, Any]) -> Path:
-    """``summary.json`` of a run (numbers, strings, None)."""
-    path = Path(directory) / SUMMARY_NAME
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_text(path, json.dumps(dict(summary), indent=2, sort_keys=True, default=_json_default) + "\n")
-    return path
-
-
-def read_summary(directory: str | os.PathLike) -> dict[str, Any]:
-    """The ``summary.json`` of a run directory."""
-    return json.loads((Path(directory) / SUMMARY_NAME).read_text())
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    if isinstance(value, (np.ndarray, tuple)):
-        return list(value)
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -43,7 +43,9 @@ from jetcloud.train.loop import (
 )
 from jetcloud.train.losses import (
     LOSS_KINDS,
+    CellTrackLoss,
     MaskedLoss,
+    cell_track_loss,
     masked_bce,
     masked_huber,
     masked_loss,
@@ -77,6 +79,8 @@ __all__ = [
     "unwrap",
     "LOSS_KINDS",
     "MaskedLoss",
+    "CellTrackLoss",
+    "cell_track_loss",
     "masked_bce",
     "masked_huber",
     "masked_loss",

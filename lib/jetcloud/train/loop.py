@@ -13,7 +13,9 @@ training loss and reported as ``train_reg``); optionally ``hparams`` (a dict sto
   validation loss, early-stopping counter, history, RNG states of every rank, the config), written atomically
   after every epoch; :func:`fit` resumes from it by default when it was written with the same settings (only
   :data:`RESUMABLE_CHANGES`, such as more ``epochs``, may differ; otherwise training starts over);
-- ``best.pt``: model weights of the epoch with the lowest validation loss (train loss without a validation set);
+- ``best.pt``: model weights of the epoch with the lowest validation loss (train loss without a validation set),
+  or with the lowest value of ``select_on(model)`` when :func:`fit` is given that callable (e.g. a resolution
+  computed on the whole validation set, which is not a mean over batches; history column ``val_select``);
 - ``history.csv``: one row per epoch: ``epoch, train_loss, train_reg, val_loss, <metrics>, lr, epoch_s,
   samples_per_s, data_wait_frac`` (the share of the training time spent waiting for the next batch).
 
@@ -612,6 +614,7 @@ def fit(
     metrics: Mapping[str, Metric] | None = None,
     resume: bool = True,
     callbacks: Sequence[Callback] = (),
+    select_on: Callable[[nn.Module], float] | None = None,
 ) -> FitResult:
     """Train ``model`` and return its :class:`FitResult` (see the module docstring for files and protocol).
 
@@ -630,6 +633,9 @@ def fit(
             training starts over and overwrites it (a warning names the changed settings). Never with
             ``config.checkpoint=False``.
         callbacks: ``fn(epoch, row)`` called on every rank after each epoch (after the checkpoint is written).
+        select_on: ``fn(model) -> float`` (lower is better), called after each epoch's validation with the
+            unwrapped model in eval mode; when given, it replaces the validation loss for ``best.pt`` and early
+            stopping (history column ``val_select``). None: the validation loss, as before.
     """
     if len(train_dataset) == 0:  # type: ignore[arg-type]
         raise ValueError("the training dataset is empty")
@@ -646,6 +652,7 @@ def fit(
             resume,
             callbacks,
             ctx,
+            select_on,
         )
     finally:
         if ctx.owned and dist.is_initialized():
@@ -664,6 +671,7 @@ def _fit(
     resume: bool,
     callbacks: Sequence[Callback],
     ctx: _Dist,
+    select_on: Callable[[nn.Module], float] | None = None,
 ) -> FitResult:
     """The body of :func:`fit` once the process group is set up.
 
@@ -691,6 +699,8 @@ def _fit(
         t_epoch = time.perf_counter()
         lr, sums = _train_epoch(engine, loaders, epoch)
         row = _epoch_row(engine, loaders.val, metrics, epoch, lr, sums, t_epoch)
+        if select_on is not None:
+            row["val_select"] = _selection_value(engine.model, select_on)
         improved, monitored = _record_epoch(progress, row, epoch, config, validated=loaders.val is not None)
         _save_epoch(engine, progress, epoch, row, improved, monitored)
         ctx.barrier()
@@ -998,6 +1008,18 @@ def _validate(engine: _Engine, val_loader: DataLoader | None, metrics: Mapping[s
     return {"val_loss": sums[1] / n_val, **{f"val_{name}": sums[2 + i] / n_val for i, name in enumerate(metrics)}}
 
 
+def _selection_value(model: nn.Module, select_on: Callable[[nn.Module], float]) -> float:
+    """``select_on(model)`` with the model in eval mode and without gradients (NaN becomes +inf: never best)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            value = float(select_on(model))
+    finally:
+        model.train(was_training)
+    return value if math.isfinite(value) else math.inf
+
+
 def _record_epoch(
     progress: _Progress, row: dict[str, float], epoch: int, config: TrainConfig, validated: bool
 ) -> tuple[bool, float]:
@@ -1008,7 +1030,7 @@ def _record_epoch(
     must exceed ``config.min_delta``. Training stops after ``patience`` epochs without one (never after the last).
     """
     progress.history.append(row)
-    monitored = row["val_loss"] if validated else row["train_loss"]
+    monitored = row["val_select"] if "val_select" in row else row["val_loss"] if validated else row["train_loss"]
     improved = monitored < progress.best - config.min_delta
     if improved:
         progress.best, progress.best_epoch, progress.bad_epochs = monitored, epoch + 1, 0

@@ -6,7 +6,7 @@ Normalisation (``original_normalisation=False``, the default): the mean over the
 
 With a per-point ``weight`` it is the weighted mean ``sum w l / sum w`` over valid points.
 
-``original_normalisation=True`` reproduces the report's ``masked_*_loss`` (``jetpointnet-reference.md`` 4.3):
+``original_normalisation=True`` reproduces the report's ``masked_*_loss`` (``docs/jetpointnet.md``):
 
     loss = sum_{valid} l(pred, target) / n_valid / batch_size
 
@@ -35,6 +35,8 @@ __all__ = [
     "masked_bce",
     "masked_huber",
     "MaskedLoss",
+    "cell_track_loss",
+    "CellTrackLoss",
 ]
 
 #: Point-wise losses: squared error, absolute error, binary cross-entropy, Huber.
@@ -162,3 +164,71 @@ class MaskedLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"kind={self.kind!r}, original_normalisation={self.original_normalisation}"
+
+
+def cell_track_loss(
+    pred: Tensor,
+    target: Tensor,
+    weight: Tensor,
+    *,
+    cell_weight: float = 1.0,
+    track_weight: float = 1.0,
+    mask_value: float = -1.0,
+    min_target: float = 0.1,
+) -> Tensor:
+    """Loss of a two-output model (per-point fraction logits and a per-sample log energy), a scalar tensor.
+
+    ``pred [B, L + 1]``: ``[:, :L]`` per-point logits, ``[:, L]`` the predicted log energy. ``target [B, L + 1]``:
+    ``[:, :L]`` the per-point fractions in [0, 1] (``mask_value`` on points without a label), ``[:, L]`` the true
+    energy (> 0). ``weight [B, L + 1]``: ``[:, :L]`` the per-point energies (negative ones count 0), ``[:, L]``
+    the per-sample weight (0 drops a sample).
+
+    ``cell_weight x`` the energy-weighted soft-label cross-entropy ``sum_i E_i BCE(logit_i, f_i) / sum_i E_i``
+    over the labelled points of the batch (so that the energetic cells, where the energy is, dominate without a
+    single cell's squared error swamping the rest), ``+ track_weight x`` the mean of ``w |log E_pred - log
+    E_true|`` over the samples with ``E_true >= min_target`` (a relative error, so that a 2 GeV and a 200 GeV
+    track count alike; its minimum is the median of the response).
+    """
+    if pred.shape != target.shape or weight.shape != target.shape:
+        raise ValueError(
+            f"pred {tuple(pred.shape)}, target {tuple(target.shape)} and weight {tuple(weight.shape)} must agree"
+        )
+    frac, energy = target[:, :-1], target[:, -1]
+    mask = valid_mask(frac, mask_value)
+    e_cell = torch.where(mask, weight[:, :-1].clamp(min=0), torch.zeros_like(frac))
+    bce = F.binary_cross_entropy_with_logits(pred[:, :-1], torch.where(mask, frac, 0).clamp(0, 1), reduction="none")
+    cell = (bce * e_cell).sum() / e_cell.sum().clamp(min=torch.finfo(bce.dtype).tiny)
+    use = (energy >= min_target) & (weight[:, -1] > 0)
+    log_true = torch.log(torch.where(use, energy, torch.ones_like(energy)))
+    err = torch.where(use, (pred[:, -1] - log_true).abs() * weight[:, -1], torch.zeros_like(energy))
+    track = err.sum() / use.sum().clamp(min=1)
+    return cell_weight * cell + track_weight * track
+
+
+class CellTrackLoss(nn.Module):
+    """A configured :func:`cell_track_loss`, callable as ``loss_fn(pred, target, weight)`` (the loop's API)."""
+
+    def __init__(
+        self, cell_weight: float = 1.0, track_weight: float = 1.0, mask_value: float = -1.0, min_target: float = 0.1
+    ) -> None:
+        super().__init__()
+        self.cell_weight, self.track_weight = float(cell_weight), float(track_weight)
+        # not ``mask_value``: the loop would then weight batches by their labelled points, not their samples
+        self.label_mask_value, self.min_target = float(mask_value), float(min_target)
+
+    def forward(self, pred: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
+        """The combined loss (scalar); ``weight`` is required."""
+        if weight is None:
+            raise ValueError("CellTrackLoss needs a weight: the per-point energies and the per-sample weights")
+        return cell_track_loss(
+            pred,
+            target,
+            weight,
+            cell_weight=self.cell_weight,
+            track_weight=self.track_weight,
+            mask_value=self.label_mask_value,
+            min_target=self.min_target,
+        )
+
+    def extra_repr(self) -> str:
+        return f"cell_weight={self.cell_weight}, track_weight={self.track_weight}"

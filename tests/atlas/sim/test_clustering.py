@@ -7,8 +7,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from scipy.stats import ks_1samp, ks_2samp, norm
 
-from jetcloud.atlas.sim.clustering import Clusters, add_noise, select, topo_cluster
+from jetcloud.atlas.sim.clustering import Clusters, SparseEnergy, add_noise, select, sparse_noise, topo_cluster
 
 N_ETA, N_PHI = 30, 30
 SIGMA_MEV = 50.0  # noise per cell; 4 sigma = 0.2 GeV, 2 sigma = 0.1 GeV
@@ -323,3 +324,78 @@ def test_cuts_inside_topo_cluster_equal_select() -> None:
         ):
             assert np.array_equal(getattr(got, name), getattr(ref, name), equal_nan=True), (cuts, name)
     assert len(full) > sizes[0] > 0 and sizes[-1] == 0
+
+
+# ----------------------------------------------------------------------------------------------------------
+# sparse noise (the simulation's default) against the dense reference
+
+
+def _blob_events(n_events: int, rng: np.random.Generator) -> np.ndarray:
+    """Noise-free energies: a Gaussian-profile blob of random energy in 2 of 3 events, none in the others."""
+    e = np.zeros((n_events, N_CELLS), np.float32)
+    ie, ip = np.divmod(np.arange(N_ETA * N_PHI), N_PHI)
+    for k in np.flatnonzero(rng.random(n_events) < 2 / 3):
+        ci, cj, e0 = rng.uniform(3, N_ETA - 3), rng.uniform(0, N_PHI), rng.exponential(2.0)
+        dj = (ip - cj + N_PHI / 2) % N_PHI - N_PHI / 2
+        prof = np.exp(-((ie - ci) ** 2 + dj**2) / 2.0)
+        e[k, : N_ETA * N_PHI] = 0.7 * e0 * prof / prof.sum()
+        e[k, N_ETA * N_PHI :] = 0.3 * e0 * prof / prof.sum()
+    e[e < 1e-4] = 0.0
+    return e
+
+
+def test_sparse_noise_tail_cells_have_the_right_rate_and_values() -> None:
+    rng = np.random.default_rng(11)
+    n_events = 400
+    sp_e = sparse_noise(np.zeros(0, np.int64), np.zeros(0, np.float32), n_events, GEO.sigma, rng)
+    expected = n_events * N_CELLS * 2 * norm.sf(2.0)
+    assert abs(len(sp_e.node) - expected) < 4 * np.sqrt(expected)
+    assert np.all(np.diff(sp_e.node) > 0)
+    z = sp_e.e / (SIGMA_MEV * 1e-3)
+    assert np.all(np.abs(z) > 2.0 - 1e-5)
+    tail = norm(0, 1)
+    cdf = lambda x: (tail.cdf(x) - tail.cdf(2.0)) / tail.sf(2.0)  # noqa: E731
+    assert ks_1samp(np.abs(z), cdf).pvalue > 0.01
+    assert abs(np.mean(z > 0) - 0.5) < 4 * 0.5 / np.sqrt(len(z))
+
+
+def test_sparse_and_dense_noise_give_the_same_clusters_in_distribution() -> None:
+    """Same events, independent noise: the sparse mode must match the dense reference in distribution.
+
+    Thresholds: two-sample KS p > 0.01 for cluster energy, cells per cluster and clusters per event; the
+    noise-only cluster rates (clusters without a deposit cell) agree within 3 sigma (Poisson).
+    """
+    rng = np.random.default_rng(5)
+    n_events = 3000
+    clean = _blob_events(n_events, rng)
+    dense = topo_cluster(add_noise(clean.copy(), GEO.sigma, np.random.default_rng(1)), GEO)
+    node = np.flatnonzero(clean.reshape(-1))
+    sparse_e = sparse_noise(node, clean.reshape(-1)[node], n_events, GEO.sigma, np.random.default_rng(2))
+    sparse = topo_cluster(sparse_e, GEO)
+    dense.validate()
+    sparse.validate()
+    assert len(sparse) > 1000 and len(dense) > 1000
+    for a, b in ((dense.e, sparse.e), (dense.n_cells, sparse.n_cells), (dense.counts, sparse.counts)):
+        assert ks_2samp(a, b, method="asymp").pvalue > 0.01
+    rates = []
+    for cl in (dense, sparse):
+        has_dep = np.bincount(cl.cluster, clean[cl.event[cl.cluster], cl.cell] > 0, minlength=len(cl)) > 0
+        rates.append(int((~has_dep).sum()))
+    assert min(rates) > 30  # enough noise-only clusters for the comparison to mean something
+    assert abs(rates[0] - rates[1]) < 3 * np.sqrt(rates[0] + rates[1])
+
+
+def test_sparse_without_rng_equals_dense_without_noise() -> None:
+    rng = np.random.default_rng(3)
+    clean = _blob_events(50, rng)
+    node = np.flatnonzero(clean.reshape(-1))
+    sparse = topo_cluster(SparseEnergy(50, N_CELLS, node, clean.reshape(-1)[node]), GEO)
+    dense = topo_cluster(clean, GEO)
+    for name in ("event", "e", "n_cells", "cell", "weight", "isolation"):
+        assert np.array_equal(getattr(sparse, name), getattr(dense, name), equal_nan=True), name
+
+
+def test_sparse_rejects_thresholds_below_its_noise_threshold() -> None:
+    sparse = sparse_noise(np.zeros(0, np.int64), np.zeros(0, np.float32), 2, GEO.sigma, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="sparse noise"):
+        topo_cluster(sparse, GEO, grow_threshold=1.0)

@@ -2,7 +2,7 @@
 
 Physics reference: ATLAS Collaboration, "Topological cell clustering in the ATLAS calorimeters and its
 performance in LHC Run 1", Eur. Phys. J. C 77 (2017) 490 (sections 4.2 and 4.3). Output conventions follow
-the MLTree ``cluster_*`` branches (``/work/shared/reference/mltree-schema.md`` sections 3.5-3.7, 6.2-6.4).
+the MLTree ``cluster_*`` branches (``docs/mltree-format.md``).
 
 Everything works on a *chunk* of events at once: cell energies are a dense ``(n_events, n_cells)`` float32
 array in **GeV**, and every (event, cell) pair is a node ``g = event * n_cells + cell`` of one block-diagonal
@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
+from scipy.special import ndtr, ndtri
 
 from jetcloud.arrays import sort_stable, unique
 
@@ -228,6 +229,126 @@ def add_noise(
     return out
 
 
+@dataclass
+class SparseEnergy:
+    """Cell energies of a chunk where only the cells that can matter carry a value (see :func:`sparse_noise`).
+
+    ``node`` (int64, ascending, unique) are the nodes ``event * n_cells + cell`` with a value ``e`` (float32,
+    GeV): the cells with a deposit (with their full noise) and the empty cells whose noise is beyond
+    ``noise_threshold`` sigma in ``|E|``. Every other cell is empty with ``|noise| < noise_threshold`` sigma;
+    :func:`topo_cluster` draws that noise (the Gaussian truncated to ``|S| < noise_threshold``) with ``rng``
+    for the cells it looks at, i.e. the perimeter candidates. ``rng=None`` means no noise: those cells are 0.
+    """
+
+    n_events: int
+    n_cells: int
+    node: np.ndarray
+    e: np.ndarray
+    rng: np.random.Generator | None = None
+    noise_threshold: float = 2.0
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(n_events, n_cells)``, like the dense matrix."""
+        return self.n_events, self.n_cells
+
+    def to_dense(self) -> np.ndarray:
+        """The (n_events, n_cells) float32 matrix with the undrawn cells at 0 (for tests and plots)."""
+        out = np.zeros(self.n_events * self.n_cells, np.float32)
+        out[self.node] = self.e
+        return out.reshape(self.n_events, self.n_cells)
+
+
+def sparse_noise(
+    node: np.ndarray,
+    e: np.ndarray,
+    n_events: int,
+    sigma_mev: np.ndarray,
+    rng: np.random.Generator,
+    threshold: float = 2.0,
+) -> SparseEnergy:
+    """Noise where it matters, without drawing it for every cell (the default of the simulation).
+
+    The cells with a deposit (``node = event * n_cells + cell``, ascending and unique, energies ``e`` in GeV)
+    get their full Gaussian noise. Among the empty cells, the noise of each is beyond ``threshold`` sigma in
+    ``|E|`` with probability ``p = 2 Phi(-threshold)``, independently: the chunk's ``n_events x n_cells``
+    (cell with ``sigma > 0``) slots are walked with geometric gaps of parameter ``p`` (exactly independent
+    Bernoulli(p) trials, hence a binomial number per event with uniformly placed cells) and the drawn
+    cells get a value from the Gaussian tail beyond ``threshold`` sigma with a random sign. Drawn cells
+    that have a deposit are dropped (they already carry their full noise). The remaining empty cells are
+    left to :func:`topo_cluster`, which draws them from the truncated Gaussian when they become perimeter
+    candidates. With ``threshold`` equal to the growth threshold (2) the clusters are the same in
+    distribution as with :func:`add_noise` on the dense matrix.
+    """
+    sigma = np.asarray(sigma_mev, np.float64) * 1e-3
+    n_cells = len(sigma)
+    node = np.asarray(node, np.int64)
+    dep_e = np.asarray(e, np.float32) + (rng.standard_normal(len(node)) * sigma[node % n_cells]).astype(np.float32)
+    valid = np.flatnonzero(sigma > 0)
+    p = 2.0 * float(ndtr(-threshold))
+    slots = _bernoulli_slots(n_events * len(valid), p, rng)
+    t_event, t_pos = np.divmod(slots, max(len(valid), 1))
+    t_node = t_event * n_cells + valid[t_pos]
+    # tail beyond threshold: |z| = -ndtri(u p / 2), u in (0, 1]
+    z = -ndtri((1.0 - rng.random(len(t_node))) * (p / 2))
+    z = np.where(rng.random(len(t_node)) < 0.5, -z, z)
+    t_e = (z * sigma[valid[t_pos]]).astype(np.float32)
+    fresh = ~_sorted_member(t_node, node)
+    all_node = np.concatenate([node, t_node[fresh]])
+    all_e = np.concatenate([dep_e, t_e[fresh]])
+    order = np.argsort(all_node, kind="stable")
+    return SparseEnergy(n_events, n_cells, all_node[order], all_e[order], rng, float(threshold))
+
+
+def _bernoulli_slots(n_slots: int, p: float, rng: np.random.Generator) -> np.ndarray:
+    """Ascending indices in ``[0, n_slots)`` of independent Bernoulli(``p``) successes (geometric gaps)."""
+    if n_slots <= 0 or p <= 0:
+        return np.zeros(0, np.int64)
+    mean = n_slots * p
+    parts, last = [], -1
+    while True:
+        gaps = rng.geometric(p, int(mean + 8 * np.sqrt(mean) + 64))
+        pos = last + np.cumsum(gaps)
+        parts.append(pos[pos < n_slots])
+        if pos[-1] >= n_slots:
+            return np.concatenate(parts)
+        last = int(pos[-1])
+
+
+def _sorted_member(query: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Mask of ``query`` values present in the ascending array ``keys``."""
+    if not len(keys):
+        return np.zeros(len(query), bool)
+    pos = np.searchsorted(keys, query).clip(0, len(keys) - 1)
+    return keys[pos] == query
+
+
+def _truncated_normal(n: int, threshold: float, rng: np.random.Generator) -> np.ndarray:
+    """``n`` standard normal values conditioned on ``|z| < threshold`` (inverse CDF)."""
+    lo = float(ndtr(-threshold))
+    return ndtri(lo + rng.random(n) * (1.0 - 2.0 * lo))
+
+
+@dataclass
+class _Fill:
+    """Lazy noise of the empty cells in the sparse mode: which nodes have a value, and how to draw the rest."""
+
+    known: np.ndarray  # bool, one per node (lazily zeroed)
+    sigma: np.ndarray  # float64 GeV per cell (0 where the geometry has no noise)
+    rng: np.random.Generator
+    threshold: float
+
+    def __call__(self, flat: np.ndarray, nodes: np.ndarray, n_cells: int) -> None:
+        """Draw the values of the not yet known ``nodes`` (truncated Gaussian) into ``flat``."""
+        new = nodes[~self.known[nodes]]
+        if not len(new):
+            return
+        new = unique(new)
+        z = _truncated_normal(len(new), self.threshold, self.rng)
+        flat[new] = (z * self.sigma[new % n_cells]).astype(np.float32)
+        self.known[new] = True
+
+
 # ----------------------------------------------------------------------------------------------------------
 # geometry arrays (cached per geometry object) and graph helpers
 
@@ -328,7 +449,7 @@ def _first_per_group(keys_sorted: np.ndarray) -> np.ndarray:
 
 
 def topo_cluster(
-    energy: np.ndarray,
+    energy: np.ndarray | SparseEnergy,
     geometry: Any,
     seed_threshold: float = 4.0,
     grow_threshold: float = 2.0,
@@ -351,7 +472,10 @@ def topo_cluster(
 
     Parameters
     ----------
-    energy : float32 (n_events, n_cells), GeV, cell energies **including noise** (see :func:`add_noise`).
+    energy : float32 (n_events, n_cells), GeV, cell energies **including noise** (see :func:`add_noise`), or
+        a :class:`SparseEnergy` (see :func:`sparse_noise`; the default of the simulation): then no array of
+        all cells is scanned, and the noise of the empty cells next to growing cells is drawn here. The
+        sparse mode needs ``seed_threshold`` and ``grow_threshold`` >= its ``noise_threshold``.
     geometry : object with ``sigma`` (n_cells,) total noise in MeV, ``adjacency`` (symmetric scipy.sparse
         CSR, n_cells x n_cells), ``sampling`` (CaloSampling 0..23), ``eta``, ``phi``, ``r_perp`` (mm), and
         optionally ``z`` (mm; default ``r_perp * sinh(eta)``) and ``volume`` (mm^3, for ``first_eng_dens``).
@@ -375,15 +499,23 @@ def topo_cluster(
     :class:`Clusters`, all clusters that pass the optional cuts (by default no cut: apply :func:`select` for
     the MLTree selection, or pass its cuts here).
     """
-    energy = np.asarray(energy)
-    n_events, n_cells, geo = _check_inputs(energy, geometry)
+    fill: _Fill | None = None
+    if isinstance(energy, SparseEnergy):
+        n_events, n_cells, geo = _check_shape(energy.shape, geometry)
+        flat, seed_g, fill = _sparse_setup(energy, geo, seed_threshold, grow_threshold, seed_abs)
+    else:
+        energy = np.asarray(energy)
+        if energy.ndim != 2:
+            raise ValueError(f"energy must be (n_events, n_cells), got shape {energy.shape}")
+        n_events, n_cells, geo = _check_shape(energy.shape, geometry)
+        flat = energy.reshape(-1)
+        seed_g = _find_seeds(energy, geo.sigma, seed_threshold, seed_abs)
     grow_lim = (np.float32(grow_threshold) * geo.sigma).astype(np.float32)
     cell_lim = (np.float32(cell_threshold) * geo.sigma).astype(np.float32)
-    flat = energy.reshape(-1)
-    seed_g = _find_seeds(energy, geo.sigma, seed_threshold, seed_abs)
     if not len(seed_g):
         return empty_clusters(n_events)
-    m_g, m_label, n_proto, slot = _proto_clusters(flat, n_events, n_cells, geo, seed_g, grow_lim, cell_lim, use_abs)
+    lims = (grow_lim, cell_lim, use_abs)
+    m_g, m_label, n_proto, slot = _proto_clusters(flat, n_events, n_cells, geo, seed_g, lims, fill)
     # --- membership rows (cluster id, node, weight) ---
     m_cell = m_g % n_cells
     m_e = flat[m_g].astype(np.float64)
@@ -396,15 +528,35 @@ def topo_cluster(
     return _moments(n_events, n_cells, flat, geo, slot, len(m_g), *rows, front_r_mm, front_z_mm, cuts)
 
 
-def _check_inputs(energy: np.ndarray, geometry: Any) -> tuple[int, int, _GeoArrays]:
+def _check_shape(shape: tuple[int, int], geometry: Any) -> tuple[int, int, _GeoArrays]:
     """Check the energy shape against the geometry; return ``(n_events, n_cells, geometry arrays)``."""
-    if energy.ndim != 2:
-        raise ValueError(f"energy must be (n_events, n_cells), got shape {energy.shape}")
-    n_events, n_cells = energy.shape
+    n_events, n_cells = shape
     geo = _geometry_arrays(geometry)
     if geo.shape != (n_cells, n_cells):
         raise ValueError(f"adjacency shape {geo.shape} does not match {n_cells} cells")
     return n_events, n_cells, geo
+
+
+def _sparse_setup(
+    energy: SparseEnergy, geo: _GeoArrays, seed_threshold: float, grow_threshold: float, seed_abs: bool
+) -> tuple[np.ndarray, np.ndarray, _Fill | None]:
+    """Node values (lazily zeroed dense array, written only at the known nodes), seeds and the lazy noise."""
+    if min(seed_threshold, grow_threshold) < energy.noise_threshold:
+        raise ValueError(
+            f"sparse noise drawn beyond {energy.noise_threshold} sigma cannot cluster with seed/grow thresholds "
+            f"{seed_threshold}/{grow_threshold}: use the dense matrix"
+        )
+    size = energy.n_events * energy.n_cells
+    flat = np.zeros(size, np.float32)
+    flat[energy.node] = energy.e
+    vals = np.abs(energy.e) if seed_abs else energy.e
+    seed_g = energy.node[vals > np.float32(seed_threshold) * geo.sigma[energy.node % energy.n_cells]]
+    if energy.rng is None:
+        return flat, seed_g, None
+    known = np.zeros(size, bool)
+    known[energy.node] = True
+    sigma = np.where(np.isfinite(geo.sigma), geo.sigma, 0.0).astype(np.float64)
+    return flat, seed_g, _Fill(known, sigma, energy.rng, energy.noise_threshold)
 
 
 def _find_seeds(energy: np.ndarray, sigma: np.ndarray, seed_threshold: float, seed_abs: bool) -> np.ndarray:
@@ -426,22 +578,20 @@ def _proto_clusters(
     n_cells: int,
     geo: _GeoArrays,
     seed_g: np.ndarray,
-    grow_lim: np.ndarray,
-    cell_lim: np.ndarray,
-    use_abs: bool,
+    lims: tuple[np.ndarray, np.ndarray, bool],
+    fill: _Fill | None,
 ) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
     """Grow the seeds, label the proto-clusters and add the perimeter: ``(m_g, m_label, n_proto, slot)``.
+
+    ``lims`` is ``(grow_lim, cell_lim, use_abs)``; ``fill`` draws the noise of empty cells (sparse mode).
 
     ``m_g``: clustered nodes, ascending (grouped by event, then cell); ``m_label``: their proto-cluster;
     ``slot[g] - 1``: row of node ``g`` in ``m_g`` (-1 if not clustered).
     """
-    visited, grow_g, edges, perimeter, n_iter = _grow(flat, n_cells, geo, seed_g, grow_lim, cell_lim, use_abs)
+    grow_g, edges, perimeter, n_iter = _grow(flat, n_cells, geo, seed_g, lims, fill)
     slot, n_proto, grow_label = _label_growing(flat.size, grow_g, *edges)
-    in_cluster, per_g, per_label = _perimeter(flat, n_cells, geo.sigma, slot, grow_label, n_proto, *perimeter)
-    in_cluster |= visited
-    del visited
-    m_g = np.flatnonzero(in_cluster)  # ascending: grouped by event, then cell
-    del in_cluster
+    per_g, per_label = _perimeter(flat, n_cells, geo.sigma, slot, grow_label, n_proto, *perimeter)
+    m_g = _merge_sorted(grow_g, per_g)  # ascending: grouped by event, then cell
     slot[m_g] = np.arange(1, len(m_g) + 1, dtype=slot.dtype)  # from here on: node -> row of m_g
     m_label = np.empty(len(m_g), np.int64)
     m_label[slot[grow_g] - 1] = grow_label
@@ -463,16 +613,16 @@ def _grow(
     n_cells: int,
     geo: _GeoArrays,
     seed_g: np.ndarray,
-    grow_lim: np.ndarray,
-    cell_lim: np.ndarray,
-    use_abs: bool,
-) -> tuple[np.ndarray, np.ndarray, tuple[list, list], tuple[list, list], int]:
+    lims: tuple[np.ndarray, np.ndarray, bool],
+    fill: _Fill | None,
+) -> tuple[np.ndarray, tuple[list, list], tuple[list, list], int]:
     """Breadth-first growth from all seeds of all events at once through the cells above ``grow_lim``.
 
-    Returns the visited mask, the growing nodes ``grow_g`` (seeds included, ascending), the growth edges
-    (source, destination node lists), the perimeter pairs (growing node, perimeter node lists) and the
-    number of iterations.
+    Returns the growing nodes ``grow_g`` (seeds included, ascending), the growth edges (source, destination
+    node lists), the perimeter pairs (growing node, perimeter node lists) and the number of iterations.
+    ``fill`` (sparse mode) draws the values of the neighbours that have none yet before they are compared.
     """
+    grow_lim, cell_lim, use_abs = lims
     indptr, indices = geo.indptr, geo.indices
     visited = np.zeros(flat.size, bool)
     visited[seed_g] = True
@@ -485,6 +635,8 @@ def _grow(
         fcell = frontier % n_cells
         src, nb = _expand(fcell, indptr, indices)
         nb_g = (frontier - fcell)[src] + nb
+        if fill is not None:
+            fill(flat, nb_g, n_cells)
         e_nb = flat[nb_g]
         a = np.abs(e_nb) if use_abs else e_nb
         is_grow = a > grow_lim[nb]
@@ -499,7 +651,7 @@ def _grow(
         reached.append(new)
         frontier = new
     grow_g = np.sort(np.concatenate(reached))
-    return visited, grow_g, (edge_src, edge_dst), (per_src, per_dst), n_iter
+    return grow_g, (edge_src, edge_dst), (per_src, per_dst), n_iter
 
 
 def _label_growing(size: int, grow_g: np.ndarray, edge_src: list, edge_dst: list) -> tuple[np.ndarray, int, np.ndarray]:
@@ -525,20 +677,22 @@ def _perimeter(
     n_proto: int,
     per_src: list,
     per_dst: list,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray]:
     """Perimeter nodes and their labels: the cluster of the most significant neighbouring growing cell.
 
     Ties go to the lowest cluster id (a per-cell maximum of the significance, then a minimum of the label).
-    Returns the mask of perimeter nodes, the perimeter nodes ``per_g`` (ascending) and their labels; sets
-    ``slot[per_g]`` to ``1 + row`` in ``per_g``.
+    Returns the perimeter nodes ``per_g`` (ascending) and their labels; sets ``slot[per_g]`` to ``1 + row``
+    in ``per_g``.
     """
     p_src = np.concatenate(per_src)
     p_dst = np.concatenate(per_dst)
     p_lab = grow_label[slot[p_src] - 1]
     p_sig = np.abs(flat[p_src]) / sigma[p_src % n_cells]
+    # a dense mask and one scan beat sorting p_dst (measured); np.zeros is lazily zeroed memory
     in_cluster = np.zeros(flat.size, bool)
     in_cluster[p_dst] = True
     per_g = np.flatnonzero(in_cluster)
+    del in_cluster
     slot[per_g] = np.arange(1, len(per_g) + 1, dtype=slot.dtype)
     p_row = slot[p_dst] - 1
     best_sig = np.full(len(per_g), -np.inf, p_sig.dtype)
@@ -546,7 +700,18 @@ def _perimeter(
     tie = p_sig == best_sig[p_row]
     per_label = np.full(len(per_g), n_proto, np.int64)
     np.minimum.at(per_label, p_row[tie], p_lab[tie])
-    return in_cluster, per_g, per_label
+    return per_g, per_label
+
+
+def _merge_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Union of two disjoint ascending int64 arrays, ascending (a node grows or not by its own value)."""
+    pos = np.searchsorted(a, b) + np.arange(len(b))
+    out = np.empty(len(a) + len(b), np.int64)
+    from_a = np.ones(len(out), bool)
+    from_a[pos] = False
+    out[pos] = b
+    out[from_a] = a
+    return out
 
 
 def _unsplit_rows(

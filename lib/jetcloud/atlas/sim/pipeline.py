@@ -38,6 +38,7 @@ N_TRUTH_PER_CELL = 3  # MLTree TruthParticlesPerCellLimt
 N_TRUTH_PER_CLUSTER = 3  # leading truth particles per cluster (calclus_NLeadingTruthParticle...)
 PFLOW_PT_RANGE = (1.0, 100.0)  # GeV: tracks particle flow subtracts for (ATLAS PFlow, EPJC 77 (2017) 466)
 PFLOW_CONE = 0.2
+NOISE_MODES = ("sparse", "dense", "none")
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class SimConfig:
     gun: GunConfig = field(default_factory=GunConfig)
     track_pt_min: float = 0.5  # GeV
     truth_energy_unit: str = "GeV"  # "GeV" (the file JetPointNet used) or "MeV" (MLTree master)
-    noise: bool = True
+    noise: str = "sparse"  # "sparse" (default), "dense" (reference: noise in every cell) or "none"; bools accepted
     format: str = "rntuple"  # or "ttree" (needs PyROOT)
 
     def __post_init__(self) -> None:
@@ -64,6 +65,10 @@ class SimConfig:
             raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
         if self.truth_energy_unit not in ("GeV", "MeV"):
             raise ValueError(f"truth_energy_unit must be 'GeV' or 'MeV', got {self.truth_energy_unit!r}")
+        if isinstance(self.noise, bool):  # older configs: True = with noise
+            object.__setattr__(self, "noise", "sparse" if self.noise else "none")
+        if self.noise not in NOISE_MODES:
+            raise ValueError(f"noise must be one of {NOISE_MODES}, got {self.noise!r}")
         if self.format not in ("rntuple", "ttree"):
             raise ValueError(f"format must be 'rntuple' or 'ttree', got {self.format!r}")
 
@@ -101,17 +106,35 @@ def simulate_events(
     timing["showers"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    energy = showers.cell_energy_matrix(deposits, n_events, geometry.n_cells)
-    if config.noise:
-        energy = clustering.add_noise(energy, geometry.sigma, rng)
-    # MLTree's cluster selection (0 <= E <= 10 TeV, |eta| <= 2.5), applied before the moments are computed
-    clusters = clustering.topo_cluster(energy, geometry, e_min=0.0, e_max=1e4, abs_eta_max=2.5)
+    clusters = cluster_events(deposits, n_events, geometry, config.noise, rng)
     timing["clustering"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    branches = build_branches(config, chunk, n_events, particles, info, tracks, deposits, clusters, energy, geometry)
+    branches = build_branches(config, chunk, n_events, particles, info, tracks, deposits, clusters, geometry)
     timing["branches"] = time.perf_counter() - t0
     return branches, timing
+
+
+def cluster_events(
+    deposits: showers.Deposits, n_events: int, geometry: CaloGeometry, noise: str, rng: np.random.Generator
+) -> clustering.Clusters:
+    """Electronics noise (``noise`` in :data:`NOISE_MODES`) and MLTree-selected topo-clusters of a chunk.
+
+    ``"sparse"`` draws the noise only where it can matter (:func:`clustering.sparse_noise`), ``"dense"`` in
+    every cell (:func:`clustering.add_noise`, the reference); both give the same clusters in distribution.
+    MLTree's cluster selection (0 <= E <= 10 TeV, |eta| <= 2.5) is applied before the moments are computed.
+    """
+    cuts = {"e_min": 0.0, "e_max": 1e4, "abs_eta_max": 2.5}
+    if noise == "dense":
+        energy = showers.cell_energy_matrix(deposits, n_events, geometry.n_cells)
+        energy = clustering.add_noise(energy, geometry.sigma, rng)
+        return clustering.topo_cluster(energy, geometry, **cuts)
+    node, e = showers.cell_energy_sparse(deposits, geometry.n_cells)
+    if noise == "sparse":
+        sparse = clustering.sparse_noise(node, e, n_events, geometry.sigma, rng)
+    else:
+        sparse = clustering.SparseEnergy(n_events, geometry.n_cells, node, e)
+    return clustering.topo_cluster(sparse, geometry, **cuts)
 
 
 def _jagged(values: np.ndarray, counts: np.ndarray) -> ak.Array:
@@ -135,10 +158,9 @@ def build_branches(
     tracks: dict,
     deposits: showers.Deposits,
     clusters: clustering.Clusters,
-    energy: np.ndarray,
     geometry: CaloGeometry,
 ) -> dict[str, ak.Array | np.ndarray]:
-    """Shape one chunk's detector content into the MLTree ``EventTree`` branches (mltree-schema.md 3)."""
+    """Shape one chunk's detector content into the MLTree ``EventTree`` branches (docs/mltree-format.md)."""
     out = _event_branches(config, chunk, n_events, info)
     out.update(_truth_particle_branches(particles, info, n_events))
 
@@ -361,7 +383,7 @@ def _pflow_subtraction(tracks: dict, clusters: clustering.Clusters) -> np.ndarra
     Delta R < 0.2 of that point; the expected deposit p * <E/p> (the mean EM-scale response of a charged
     pion, :func:`jetcloud.atlas.sim.showers.mean_pion_response`) is subtracted, but never more than the
     matched clusters hold. Unused tracks get -999 (the MLTree sentinel). The truncation to whole MeV copies
-    MLTree's integer ``std::accumulate`` (mltree-schema.md 3.3).
+    MLTree's integer ``std::accumulate`` (docs/mltree-format.md).
     """
     n = len(tracks["event"])
     result = np.full(n, -999.0, np.float32)

@@ -887,11 +887,13 @@ def _aggregate(
     )
 
 
-def cell_energy_matrix(deposits: Deposits, n_events: int, n_cells: int) -> np.ndarray:
-    """Dense (n_events, n_cells) float32 matrix of summed visible (EM-scale) energy in GeV."""
-    out = np.zeros(n_events * n_cells, dtype=np.float32)
+def cell_energy_sparse(deposits: Deposits, n_cells: int) -> tuple[np.ndarray, np.ndarray]:
+    """Summed visible (EM-scale) energy of the cells with a deposit: ``(node, e)``.
+
+    ``node = event * n_cells + cell`` (int64, ascending, unique), ``e`` float32 GeV.
+    """
     if len(deposits) == 0:
-        return out.reshape(n_events, n_cells)
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
     key = deposits.event * n_cells + deposits.cell
     e_vis = deposits.e_vis
     if np.any(key[1:] < key[:-1]):  # Deposits from deposit() are already sorted by (event, cell)
@@ -899,7 +901,14 @@ def cell_energy_matrix(deposits: Deposits, n_events: int, n_cells: int) -> np.nd
         key, e_vis = key[order], e_vis[order]
     start = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
     sums = np.add.reduceat(e_vis.astype(np.float64), start)
-    out[key[start]] = sums.astype(np.float32)
+    return key[start].astype(np.int64, copy=False), sums.astype(np.float32)
+
+
+def cell_energy_matrix(deposits: Deposits, n_events: int, n_cells: int) -> np.ndarray:
+    """Dense (n_events, n_cells) float32 matrix of summed visible (EM-scale) energy in GeV."""
+    out = np.zeros(n_events * n_cells, dtype=np.float32)
+    node, e = cell_energy_sparse(deposits, n_cells)
+    out[node] = e
     return out.reshape(n_events, n_cells)
 
 

@@ -3,7 +3,7 @@
 The simulation knows, for every (event, cell, truth particle), the visible (EM-scale) and the true
 (calibration-hit ``energyTotal``) energy the particle left in the cell. MLTree writes, per cluster cell, the
 contributing truth particles; we keep the **three largest** contributions (MLTree's code keeps the three
-*smallest*, a quirk we do not copy: see ``mltree-schema.md`` 6.1) and write them in ascending energy order,
+*smallest*, a quirk we do not copy: see ``docs/mltree-format.md``) and write them in ascending energy order,
 the MLTree convention.
 """
 
