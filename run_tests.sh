@@ -54,6 +54,8 @@ if ((run_unit)); then
         echo "run_tests.sh: ruff found problems (fix with: .venv/bin/ruff check --fix . && .venv/bin/ruff format .)" >&2
         exit 1
     }
+    # the book test opens the rendered notebooks in headless Chromium (Debian's package; skipped when absent)
+    scripts/install_chromium.sh >/dev/null 2>&1 || echo "run_tests.sh: no Chromium could be installed; the book's browser test is skipped" >&2
     echo "==> unit tests"
     python -m pytest -p no:cacheprovider ${args[@]+"${args[@]}"} || status=$?
     if ((status != 0)); then
