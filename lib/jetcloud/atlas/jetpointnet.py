@@ -538,6 +538,34 @@ def fraction_indices(n: int, fraction: float, seed: int) -> np.ndarray:
     return np.sort(order[: max(1, round(fraction * n))])
 
 
+def fraction_run_dir(run_dir: str | os.PathLike, model: str, fraction: float) -> Path:
+    """The run directory of the track-conditioned ``model`` trained on ``fraction`` of the training split:
+    ``run_dir`` itself for the whole split, else ``<model>_frac<fraction>`` beside it."""
+    run_dir = Path(run_dir)
+    return run_dir if float(fraction) == 1.0 else run_dir.with_name(f"{model}_frac{float(fraction):g}")
+
+
+def record_track_runs(
+    run_dir: str | os.PathLike, model: str, results: Mapping[float, Mapping[str, Any]], parameters: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Write ``record.json`` (:func:`jetcloud.runs.write_record`) into every fraction's run directory; return the
+    per-fraction summaries (training tracks, best epoch, validation and test resolution) keyed by fraction."""
+    from jetcloud import runs
+
+    summaries = {}
+    for fraction, result in results.items():
+        summary = {
+            "n_train_samples": result["n_train_samples"],
+            "best_epoch": result["fit"].best_epoch,
+            "val": result["val"],
+            "test": result["test"],
+        }
+        record_parameters = {**parameters, "fraction": float(fraction)}
+        runs.write_record(fraction_run_dir(run_dir, model, fraction), parameters=record_parameters, metrics=summary)
+        summaries[f"{float(fraction):g}"] = summary
+    return summaries
+
+
 def train_track_run(
     run_dir: str | os.PathLike,
     data_dir: str | os.PathLike,
