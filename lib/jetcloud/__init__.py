@@ -6,7 +6,7 @@ Layout (each package's docstring says what lives there and what it may import; t
   ``seeds``): used by everything; import only each other and :mod:`jetcloud.io`.
 - :mod:`jetcloud.io` format mechanics (atomic writes, manifests, npz); :mod:`jetcloud.sim` Pythia and the shower
   physics both detectors share; :mod:`jetcloud.models` every network; :mod:`jetcloud.train` the one training loop.
-- :mod:`jetcloud.atlas` notebooks 00-04 (MLTree, JetPointNet); :mod:`jetcloud.qg` notebooks 06-09 (E2E images,
+- :mod:`jetcloud.atlas` notebooks 00-05 (MLTree, JetPointNet, jets); :mod:`jetcloud.qg` notebooks 06-09 (E2E images,
   quark/gluon classifiers). The two workflows never import each other; the floor never imports them.
 
 Submodules are imported explicitly (``from jetcloud import paths``) so that importing :mod:`jetcloud` stays cheap

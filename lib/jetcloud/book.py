@@ -52,7 +52,15 @@ WORKFLOWS: tuple[tuple[str, int, int], ...] = (
 
 #: Headline tables: (caption, metrics file stem ending, key path inside the JSON).
 HEADLINES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("ATLAS: evaluation summary on the test split", "evaluate_jetpointnet", ("metrics", "summary")),
+    (
+        "ATLAS: per-track response on the truth scale (test split)",
+        "evaluate_jetpointnet",
+        ("metrics", "headline", "truth"),
+    ),
+    ("ATLAS: per-track response, EM scale (test)", "evaluate_jetpointnet", ("metrics", "headline", "em")),
+    ("ATLAS: evaluation goals", "evaluate_jetpointnet", ("metrics", "goals")),
+    ("ATLAS: particle-flow jets", "atlas_jets", ("metrics", "summary")),
+    ("ATLAS: jet goals", "atlas_jets", ("metrics", "goals")),
     ("Quark/gluon: classifiers compared on the test jets", "compare_qg_models", ("metrics", "runs")),
     ("Quark/gluon: goals", "compare_qg_models", ("metrics", "goals")),
 )

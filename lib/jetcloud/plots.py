@@ -2,7 +2,7 @@
 
 ::
 
-    plots.use_style()                          # ATLAS-like style (notebooks 00-04); "cms" for 06-09
+    plots.use_style()                          # ATLAS-like style (notebooks 00-05); "cms" for 06-09
     fig, ax = plt.subplots()
     ...
     plots.atlas_label(ax)                      # "jetcloud Simulation Internal": never claims ATLAS data

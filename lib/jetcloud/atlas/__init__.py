@@ -1,4 +1,4 @@
-"""The ATLAS particle-flow workflow (notebooks 00-04): MLTree files -> track-centred samples -> point clouds ->
+"""The ATLAS particle-flow workflow (notebooks 00-05): MLTree files -> track-centred samples -> point clouds ->
 JetPointNet -> evaluation against the classical particle-flow subtraction.
 
 - formats: :mod:`.layers` (calorimeter layer table), :mod:`.mltree_schema`, :mod:`.mltree` (readers with schema

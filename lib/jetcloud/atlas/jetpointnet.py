@@ -545,6 +545,44 @@ def fraction_run_dir(run_dir: str | os.PathLike, model: str, fraction: float) ->
     return run_dir if float(fraction) == 1.0 else run_dir.with_name(f"{model}_frac{float(fraction):g}")
 
 
+def train_track_fractions(
+    run_dir: str | os.PathLike,
+    data_dir: str | os.PathLike,
+    model: str,
+    options: Mapping[str, Any],
+    templates: Any,
+    fractions: Sequence[float],
+    **settings: Any,
+) -> dict[float, dict[str, Any]]:
+    """:func:`train_track_run` once per training-set fraction (nested subsets fixed by the seed), each into its
+    own directory (:func:`fraction_run_dir`); returns the results keyed by fraction (notebook 03's learning curve)."""
+    return {
+        float(fraction): train_track_run(
+            fraction_run_dir(run_dir, model, fraction),
+            data_dir,
+            model,
+            options,
+            templates,
+            fraction=float(fraction),
+            **settings,
+        )
+        for fraction in fractions
+    }
+
+
+def describe_track_runs(results: Mapping[float, Mapping[str, Any]]) -> list[str]:
+    """One line per fraction: training tracks, best epoch, validation and test sigma68/median with errors."""
+    lines = []
+    for fraction, r in results.items():
+        v, t = r["val"], r["test"]
+        lines.append(
+            f"fraction {fraction:g} ({r['n_train_samples']} tracks): best epoch {r['fit'].best_epoch}; "
+            f"val sigma68/median {v['sigma68_rel']:.3f} +- {v['sigma68_rel_err']:.3f}, median {v['median']:.3f}; "
+            f"test {t['sigma68_rel']:.3f} +- {t['sigma68_rel_err']:.3f}"
+        )
+    return lines
+
+
 def record_track_runs(
     run_dir: str | os.PathLike, model: str, results: Mapping[float, Mapping[str, Any]], parameters: Mapping[str, Any]
 ) -> dict[str, Any]:
