@@ -105,7 +105,7 @@ runs_of() {  # runs_of NOTEBOOK -> fills `run_labels` and `run_params` (one entr
     run_labels=(); run_params=()
     if [[ ! -f "$params" ]]; then run_labels=(""); run_params=(""); return 0; fi
     listing="$("${PY:-python3}" scripts/split_params.py "$params" "$build_root/$profile/params")" \
-        || { echo "run_all.sh: cannot read $params" >&2; exit 1; }
+        || { echo "run_all.sh: invalid parameter file $params (see the error above)" >&2; exit 1; }
     while IFS='|' read -r label file; do run_labels+=("$label"); run_params+=("$file"); done <<<"$listing"
 }
 

@@ -64,8 +64,8 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     qg.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}, "version_major": 2}}
     nbformat.write(atlas, executed / "04_evaluate_toy.ipynb")
     nbformat.write(qg, executed / "09_compare_qg_models.ipynb")
-    summary = {"pointnet": {"median_response": 0.97, "sigma68": 0.21, "tracks": 145}, "particle flow": {"tracks": 145}}
-    (metrics / "04_evaluate_jetpointnet.json").write_text(json.dumps({"metrics": {"summary": summary}}))
+    truth = {"track_conditioned": {"median": 0.97, "sigma68": 0.21}, "classical subtraction": {"median": 0.98}}
+    (metrics / "04_evaluate_jetpointnet.json").write_text(json.dumps({"metrics": {"headline": {"truth": truth}}}))
     runs = {"mlp": {"auc": 0.71, "params": 86370, "level": "detector"}}
     (metrics / "09_compare_qg_models.json").write_text(
         json.dumps({"metrics": {"runs": runs, "goals": {"margin": None}}})
@@ -108,7 +108,7 @@ def test_book_pages_index_and_no_network_resources(built: Path) -> None:
     assert "Evaluate the toy model" in index and "subtracts the energy" in index  # heading and first sentence
     assert "not executed" in index and "Simulate jets" in index  # a source notebook without an executed copy
     assert index.index("ATLAS particle flow") < index.index("04_evaluate_toy.html") < index.index("Quark/gluon")
-    assert "ATLAS: evaluation summary" in index and "0.97" in index and "86,370" in index
+    assert "ATLAS: per-track response, truth scale" in index and "0.97" in index and "86,370" in index
     assert "Quark/gluon: goals" in index
     page = (built / "04_evaluate_toy.html").read_text()
     assert "data:image/png;base64," in page and 'href="index.html"' in page

@@ -135,7 +135,7 @@ def test_per_run_metrics_files_are_separate(isolated_outputs):
 def test_notebook_parameters_reads_the_parameters_cell():
     namespace = {"profile": "demo", "seed": 3, "model": "pfn", "unrelated": 1}
     namespace.update({k: 0 for k in ("epochs", "batch_size", "lr", "max_steps_per_epoch", "k_points")})
-    namespace.update(particle_level=False, val_fraction=0.1, device="cpu", resume=True, run_tag="")
+    namespace.update(particle_level=False, val_fraction=0.1, device="cpu", resume=True, run_tag="", preset="")
     parameters = nbtools.notebook_parameters("08_train_qg_model", namespace)
     assert parameters["seed"] == 3 and parameters["run_tag"] == "" and "unrelated" not in parameters
     with pytest.raises(KeyError, match="08_train_qg_model.ipynb: parameters"):

@@ -53,7 +53,7 @@ WORKFLOWS: tuple[tuple[str, int, int], ...] = (
 #: Headline tables: (caption, metrics file stem ending, key path inside the JSON).
 HEADLINES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     (
-        "ATLAS: per-track response on the truth scale (test split)",
+        "ATLAS: per-track response, truth scale (test)",
         "evaluate_jetpointnet",
         ("metrics", "headline", "truth"),
     ),

@@ -24,6 +24,7 @@ import importlib.util
 import json
 import logging
 import math
+import os
 import random
 import re
 from collections.abc import Iterable, Mapping
@@ -173,6 +174,157 @@ def notebook_parameters(notebook: str, namespace: Mapping[str, Any]) -> dict[str
     if missing:
         raise KeyError(f"{path}: parameters {missing} are not defined; run the parameters cell first")
     return {name: namespace[name] for name in names}
+
+
+# ---- parameter validation ----------------------------------------------------------------------------
+#: Names IPython / papermill put into a notebook's namespace that are not parameters.
+_KERNEL_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "open"})
+
+
+def _notebook_cells(notebook: str | os.PathLike) -> tuple[Path, list[dict[str, Any]]]:
+    """``(path, cells)`` of a notebook given by stem (``notebooks/<stem>.ipynb``) or by path."""
+    path = Path(notebook)
+    if path.suffix != ".ipynb":
+        path = paths.ROOT / "notebooks" / f"{notebook}.ipynb"
+    try:
+        return path, json.loads(path.read_text())["cells"]
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"notebook {path} not found (its parameters cell is read to check parameters)"
+        ) from None
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ValueError(f"{path}: not a notebook ({err})") from err
+
+
+def parameter_annotations(notebook: str | os.PathLike) -> tuple[dict[str, str], set[str]]:
+    """``({parameter: annotation source}, names defined before the parameters cell)`` of a notebook.
+
+    Parameters are the annotated assignments of the cell tagged ``parameters`` (an unannotated one has
+    annotation ``""``); the second set holds the names that the cells before it define (imports ...).
+    """
+    path, cells = _notebook_cells(notebook)
+    code = [c for c in cells if c.get("cell_type") == "code"]
+    index = [i for i, c in enumerate(code) if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(index) != 1:
+        raise ValueError(f"{path}: expected one cell tagged 'parameters', found {len(index)}")
+    annotations: dict[str, str] = {}
+    for node in _parse_cell(code[index[0]], path).body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            annotations[node.target.id] = _refine(ast.unparse(node.annotation), node.value)
+        for target in getattr(node, "targets", []):
+            if isinstance(target, ast.Name):
+                annotations.setdefault(target.id, "")
+    earlier: set[str] = set()
+    for cell in code[: index[0]]:
+        for node in ast.walk(_parse_cell(cell, path)):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                earlier.update((a.asname or a.name).split(".")[0] for a in node.names)
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                earlier.add(node.id)
+            elif isinstance(node, ast.FunctionDef | ast.ClassDef):
+                earlier.add(node.name)
+    return annotations, earlier
+
+
+def _refine(annotation: str, default: ast.expr | None) -> str:
+    """A bare ``list`` annotation made ``list[int]`` / ``list[float]`` / ``list[str]`` from its default's items."""
+    if annotation not in ("list", "List") or default is None:
+        return annotation
+    try:
+        items = ast.literal_eval(default)
+    except ValueError:
+        return annotation
+    if not isinstance(items, list) or not items:
+        return annotation
+    for name, kinds in (("int", (int,)), ("float", (int, float)), ("str", (str,))):
+        if all(isinstance(v, kinds) and not isinstance(v, bool) for v in items):
+            return f"list[{name}]"
+    return annotation
+
+
+def _parse_cell(cell: Mapping[str, Any], path: Path) -> ast.Module:
+    source = cell.get("source", "")
+    text = "".join(source) if isinstance(source, list) else str(source)
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith(("%", "!"))]  # magics
+    return ast.parse("\n".join(lines), filename=str(path))
+
+
+def _matches(value: Any, annotation: ast.expr) -> bool | None:
+    """Whether ``value`` fits ``annotation`` (None: a type this check does not know, accepted)."""
+    if isinstance(annotation, ast.Constant) and annotation.value is None:
+        return value is None
+    if isinstance(annotation, ast.BinOp) and isinstance(annotation.op, ast.BitOr):
+        parts = [_matches(value, annotation.left), _matches(value, annotation.right)]
+        return True if True in parts else (None if None in parts else False)
+    if isinstance(annotation, ast.Subscript):
+        outer = ast.unparse(annotation.value).split(".")[-1]
+        inner = annotation.slice.elts if isinstance(annotation.slice, ast.Tuple) else [annotation.slice]
+        if outer in ("Union", "Optional"):
+            parts = [_matches(value, a) for a in inner] + ([value is None] if outer == "Optional" else [])
+            return True if True in parts else (None if None in parts else False)
+        if outer in ("list", "List", "Sequence", "tuple"):
+            if not isinstance(value, list | tuple):
+                return False
+            checks = [_matches(v, inner[0]) for v in value]
+            return False if False in checks else True
+        return None
+    simple = {
+        "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "float": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+        "bool": lambda v: isinstance(v, bool),
+        "str": lambda v: isinstance(v, str),
+        "dict": lambda v: isinstance(v, dict),
+        "list": lambda v: isinstance(v, list | tuple),
+        "List": lambda v: isinstance(v, list | tuple),
+    }
+    name = ast.unparse(annotation)
+    return simple[name](value) if name in simple else None
+
+
+def _how_to_pass(name: str, annotation: str) -> str:
+    """How to give parameter ``name`` on the papermill command line / in a params file."""
+    if annotation.startswith(("list", "List", "tuple", "Sequence")) or "list[" in annotation:
+        return f'pass a list with papermill -y "{name}: [200, 800]" (or a YAML list in the params file)'
+    return f"pass it with papermill -p {name} VALUE (or '{name}: VALUE' in the params file)"
+
+
+def check_parameters(notebook: str | os.PathLike, namespace: Mapping[str, Any]) -> None:
+    """Check a notebook's parameters before any work: call ``nbtools.check_parameters(NOTEBOOK, globals())``
+    first thing after the ``parameters`` cell.
+
+    Every parameter's value must fit the annotation in the parameters cell (``int``, ``float`` (ints accepted),
+    ``bool``, ``str``, ``list[int]`` / ``list[float]``, unions, ``| None``), and no other name may have been
+    injected (papermill only warns about an unknown ``-p`` name). Raises a ``TypeError`` (wrong type) or
+    ``NameError`` (unknown name) naming the notebook, the parameter, the expected type and how to pass it.
+    """
+    path, _ = _notebook_cells(notebook)
+    annotations, earlier = parameter_annotations(path)
+    problems = []
+    for name, annotation in annotations.items():
+        if not annotation or name not in namespace:
+            continue
+        value = namespace[name]
+        if _matches(value, ast.parse(annotation, mode="eval").body) is False:
+            problems.append(
+                f"parameter {name!r} must be {annotation}, got {value!r} ({type(value).__name__}); "
+                f"{_how_to_pass(name, annotation)}"
+            )
+    if problems:
+        raise TypeError(f"{path}: " + "; ".join(problems))
+    unknown = sorted(
+        n
+        for n in namespace
+        if n not in annotations
+        and n not in earlier
+        and not n.startswith("_")
+        and n not in _KERNEL_NAMES
+        and n not in dir(__builtins__ if isinstance(__builtins__, dict) else __builtins__)
+    )
+    if unknown:
+        raise NameError(
+            f"{path}: unknown parameter(s) {unknown}; the notebook's parameters are {sorted(annotations)} "
+            f"(check the spelling in the params file or the papermill -p / -y options)"
+        )
 
 
 def _check_key(key: Any, notebook: str) -> str:

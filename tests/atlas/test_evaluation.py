@@ -421,6 +421,8 @@ def test_comparison_tables_and_goals(rng: np.random.Generator) -> None:
     curves = evaluation.learning_curve(comp, runs, 1000)
     assert curves["pointnet"]["n_train"] == [50] and curves["pointnet"]["sigma68"][0] == st["net"]["sigma68"]
     assert evaluation.pick_network({"a": {}, "b": {"n_train_samples": 10}}, 100) == "a"
+    assert evaluation.pick_network({"a": {}, "b": {"n_train_samples": 10}}, 100, preferred="b") == "b"
+    assert evaluation.pick_network({"a": {}}, 100, preferred="absent") == "a"
 
 
 def test_comparison_figures(rng: np.random.Generator) -> None:

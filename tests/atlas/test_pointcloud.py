@@ -286,11 +286,27 @@ def test_build_directory(samples_dir: Path, tmp_path: Path) -> None:
     assert sorted(summary["lengths"]["train"].tolist()) == sorted([*range(3, 13), 10, 3])
     counts = summary["counts"]
     assert counts["train"] == dict(
-        samples_in=13, removed_min_cells=1, written=12, truncated=1, cells_in=72, cells_dropped=1, points_in=88, files=2
+        samples_in=13,
+        removed_min_cells=1,
+        removed_nonfinite=0,
+        written=12,
+        truncated=1,
+        cells_in=72,
+        cells_dropped=1,
+        points_in=88,
+        files=2,
     )
     assert counts["val"]["written"] == 1 and counts["val"]["removed_min_cells"] == 1
     assert counts["test"] == dict(
-        samples_in=0, removed_min_cells=0, written=0, truncated=0, cells_in=0, cells_dropped=0, points_in=0, files=0
+        samples_in=0,
+        removed_min_cells=0,
+        removed_nonfinite=0,
+        written=0,
+        truncated=0,
+        cells_in=0,
+        cells_dropped=0,
+        points_in=0,
+        files=0,
     )
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
         ".jetcloud-output.json",
@@ -395,7 +411,7 @@ def test_bad_inputs_named_and_no_output(samples_dir: Path, tmp_path: Path) -> No
         build(samples_dir, out, energy_unit="eV", **kw)
     with pytest.raises(ValueError, match="min_cells"):
         build(samples_dir, out, min_cells=-1, **kw)
-    with pytest.raises(ValueError, match="no training samples with >= 50 cells"):
+    with pytest.raises(ValueError, match="none of the samples .* has >= min_cells = 50 cells"):
         build(samples_dir, out, min_cells=50, **kw)
     # wrong schema: the file and the missing fields are named
     wrong = write_samples_dir(tmp_path / "wrong", {"train": [[A]]})

@@ -976,13 +976,25 @@ class _open_root:  # noqa: N801 (context manager used like a function)
             )
         try:
             self.file = uproot.open(self.path)
+            self.file.keys()  # the directory sits at the end of the file: catches truncation here
         except Exception as err:  # noqa: BLE001 - uproot raises many kinds for non-ROOT input
             raise ValueError(f"geometry file {self.path} is not a readable ROOT file: {err}") from err
+        end, size = int(self.file.file.fEND), self.path.stat().st_size
+        if size < end:
+            self.file.close()
+            raise ValueError(
+                f"geometry file {self.path} is truncated: {size} bytes on disk, its ROOT header says {end}"
+            )
         return self.file
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         if self.file is not None:
             self.file.close()
+        if exc is not None and not isinstance(exc, ValueError | FileNotFoundError) and isinstance(exc, Exception):
+            # uproot's raw OSError ('expected Chunk of length ...'), struct / zlib errors of a damaged file
+            raise ValueError(
+                f"geometry file {self.path} is truncated or damaged ({type(exc).__name__}: {exc})"
+            ) from exc
 
 
 def _tree_names(f) -> dict[str, str]:  # noqa: ANN001

@@ -56,6 +56,7 @@ def new_report() -> dict[str, Any]:
         "sample_cells": 0,
         "shared_cell_occurrences": 0,
         "nan_cell_energy": 0,
+        "nonfinite_track_pt": 0,
         "truth_energy_GeV": 0.0,
         "cell_energy_with_truth_GeV": 0.0,
     }
@@ -257,13 +258,19 @@ def _truth_lists(
 def _deduplicate(
     occ: _Occurrences, shared_cells: str, source: str, report: dict[str, Any]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Drop NaN energies, merge occurrences per (cell ID, event): ``(sorted IDs, group starts, first, energy)``."""
+    """Drop NaN / infinite energies (counted in ``nan_cell_energy``), merge occurrences per (cell ID, event):
+    ``(sorted IDs, group starts, first, energy)``."""
     ids, energy, event = occ.ids, occ.energy, occ.event
     keep = np.arange(len(ids), dtype=np.int64)
-    nan = np.isnan(energy)
+    nan = ~np.isfinite(energy)
     if nan.any():
         report["nan_cell_energy"] += int(nan.sum())
-        log.warning("%s: %d cell occurrence(s) with NaN energy dropped", source or "events", int(nan.sum()))
+        log.warning(
+            "%s: %d cell occurrence(s) with NaN or infinite cluster_cell_E dropped (first in event %d of the chunk)",
+            source or "events",
+            int(nan.sum()),
+            int(event[np.argmax(nan)]),
+        )
         keep = keep[~nan]
     # dedup per (cell ID, event): a stable sort by ID keeps events, and clusters inside an event, in order
     sid, order = sort_stable(ids[keep])
@@ -384,7 +391,7 @@ def prepare_tracks(events: ak.Array, source: str, entry_start: int) -> ChunkTrac
             raise ValueError(f"{_where(source, entry_start, bad)}: nTrack != len(trackPt) (invariant I1)")
     valid = (eta_l > MISSING_THRESHOLD) & (phi_l > MISSING_THRESHOLD)
     use_b = valid[:, _EMB2]
-    has_ref = use_b | valid[:, _EME2]
+    has_ref = (use_b | valid[:, _EME2]) & np.isfinite(pt)  # a NaN / inf trackPt: no sample (counted by the caller)
     ref_eta = np.where(use_b, eta_l[:, _EMB2], eta_l[:, _EME2]).astype(np.float64)
     ref_phi = np.where(use_b, phi_l[:, _EMB2], phi_l[:, _EME2]).astype(np.float64)
     if len(ref_phi) and np.abs(ref_phi).max() > np.pi:

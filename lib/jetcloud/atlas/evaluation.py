@@ -649,11 +649,17 @@ def goals(
     return out
 
 
-def pick_network(runs: Mapping[str, Mapping[str, Any]], default_n_train: int) -> str | None:
-    """The network the goals are judged on, chosen without looking at the test split: the run trained on the most
-    samples (``n_train_samples``, ``default_n_train`` when absent), ties to the first name in sorted order."""
+def pick_network(
+    runs: Mapping[str, Mapping[str, Any]], default_n_train: int, preferred: str | None = None
+) -> str | None:
+    """The network the goals are judged on, chosen without looking at the test split: the run named ``preferred``
+    (notebook 04's ``goal_network``, the default network of notebook 03) when it exists, else the run trained on
+    the most samples (``n_train_samples``, ``default_n_train`` when absent), ties to the first name in sorted
+    order."""
     if not runs:
         return None
+    if preferred in runs:
+        return preferred
     return max(sorted(runs), key=lambda name: int(runs[name].get("n_train_samples") or default_n_train))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -128,13 +128,14 @@ _PRESET_KEYS = {
 }
 
 
-def _load_presets() -> dict[str, dict[str, Any]]:
-    """The presets of ``jetcloud/presets/atlas.yaml``, checked (``accepts`` must name TrainConfig fields)."""
+def _load_presets(extra: str | os.PathLike | None = None) -> dict[str, dict[str, Any]]:
+    """The presets of ``jetcloud/presets/atlas.yaml`` (plus those of the file ``extra``, e.g. the best trial of a
+    search of notebook 10), checked (``accepts`` must name TrainConfig fields)."""
     from dataclasses import fields
 
     from jetcloud.train import TrainConfig
 
-    presets = load_presets("atlas", _PRESET_KEYS, optional=("accepts",))
+    presets = load_presets("atlas", _PRESET_KEYS, optional=("accepts",), extra=extra)
     names = {f.name for f in fields(TrainConfig)}
     for name, entry in presets.items():
         unknown = [k for k in entry.get("accepts", ()) if not isinstance(k, str) or k not in names]
@@ -151,7 +152,15 @@ _PRESETS = _load_presets()
 PRESETS = tuple(_PRESETS)
 
 
-def training_setup(preset: str, meta: Mapping[str, Any], loss: str = "mse", **settings: Any) -> tuple[Any, nn.Module]:
+def training_setup(
+    preset: str,
+    meta: Mapping[str, Any],
+    loss: str = "mse",
+    *,
+    presets_file: str | os.PathLike | None = None,
+    loss_options: Mapping[str, Any] | None = None,
+    **settings: Any,
+) -> tuple[Any, nn.Module]:
     """``(TrainConfig, loss_fn)`` of a preset of ``jetcloud/presets/atlas.yaml`` for the point clouds ``meta``.
 
     ``"track"``: the track-conditioned networks' :class:`~jetcloud.train.CellTrackLoss` (``loss`` is ignored);
@@ -161,17 +170,21 @@ def training_setup(preset: str, meta: Mapping[str, Any], loss: str = "mse", **se
     ``"report"``: the report's settings (Adam at lr 1e-9, batch 24, x0.5 every 2 epochs, no shuffling; only
     epochs, seed, device and max_steps_per_epoch of ``settings`` apply) with the original's double loss
     normalisation on the dataset's energy unit.
+    ``presets_file``: a file of more presets (the ``best_<study>`` presets of notebook 10,
+    ``build/<profile>/hpo/presets_atlas.yaml``); ``loss_options`` override the preset's ``loss`` options
+    (``cell_weight``, ``track_weight``: the search of notebook 10).
     """
     from jetcloud.atlas.pointcloud import ENERGY_UNITS
     from jetcloud.train import MaskedLoss, TrainConfig
 
-    if preset not in _PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
-    entry = _PRESETS[preset]
+    presets = _PRESETS if presets_file is None else _load_presets(presets_file)
+    if preset not in presets:
+        raise ValueError(f"unknown preset {preset!r}; expected one of {', '.join(presets)}")
+    entry = presets[preset]
     accepts = entry.get("accepts")
     chosen = settings if accepts is None else {k: v for k, v in settings.items() if k in accepts}
     config = TrainConfig(**{**entry["settings"], **chosen})
-    options = dict(entry["loss"])
+    options = {**entry["loss"], **dict(loss_options or {})}
     if options.pop("kind", "masked") == "cell_track":
         from jetcloud.train import CellTrackLoss
 
@@ -614,6 +627,9 @@ def train_track_run(
     fraction: float = 1.0,
     preset: str = "track",
     resume: bool = True,
+    callbacks: Sequence[Callable[[int, Mapping[str, float]], None]] = (),
+    presets_file: str | os.PathLike | None = None,
+    loss_options: Mapping[str, Any] | None = None,
     **settings: Any,
 ) -> dict[str, Any]:
     """One training run of a track-conditioned ``model`` on ``fraction`` of the training split (notebook 03).
@@ -622,7 +638,9 @@ def train_track_run(
     the ``preset`` (checkpoint chosen on the validation sigma68 / median of the track energy), writes
     ``run.json`` (with ``n_train_samples``, ``seed``, ``fraction``), ``templates.json`` and
     ``predictions_{val,test}.npz`` of the best checkpoint. Returns ``{"fit", "model", "n_train_samples",
-    "val", "test"}`` (the last two: :func:`bootstrap_resolution` of the track energy).
+    "val", "test"}`` (the last two: :func:`bootstrap_resolution` of the track energy). ``callbacks`` go to
+    :func:`jetcloud.train.fit` (e.g. the pruning of notebook 10); ``presets_file`` and ``loss_options`` to
+    :func:`training_setup`.
     """
     from jetcloud import train
     from jetcloud.atlas import pointcloud
@@ -637,12 +655,14 @@ def train_track_run(
     }
     torch.manual_seed(seed)
     net = build_track_model(model, **options)
-    config, loss_fn = training_setup(preset, meta, **settings)
+    config, loss_fn = training_setup(preset, meta, presets_file=presets_file, loss_options=loss_options, **settings)
     n_train = len(ds["train"])
     save_run(run_dir, model, options, meta, preset=preset, n_train_samples=n_train, seed=seed, fraction=fraction)
     templates.save(run_dir / "templates.json")
     select = track_selection_metric(ds["val"])
-    fit = train.fit(net, ds["train"], ds["val"], loss_fn, config, run_dir, resume=resume, select_on=select)
+    fit = train.fit(
+        net, ds["train"], ds["val"], loss_fn, config, run_dir, resume=resume, select_on=select, callbacks=callbacks
+    )
     train.load_weights(net, run_dir / "best.pt")
     out: dict[str, Any] = {"fit": fit, "model": net.eval(), "n_train_samples": n_train}
     for split in ("val", "test"):

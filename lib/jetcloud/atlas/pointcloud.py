@@ -23,7 +23,9 @@ padding                        ``[0, 0, 0, 0, 0, -1]``
 
 With ``one_hot_type=True`` the ``type`` column is replaced by four 0/1 columns ``is_cell, is_focus_track,
 is_other_track, is_padding`` (9 features, the width of the original HEAD; padding ``[0, ..., 0, 1]``). A NaN
-feature (a cell distance when the focused track has no intersection point) becomes 0, as in the original.
+feature (a cell distance when the focused track has no intersection point) becomes 0, as in the original. Any
+other NaN or infinite feature or scalar (an energy, a pT, a coordinate) is never set to 0: notebook 02 drops
+the sample and counts it (``removed_nonfinite`` in the per-split counts and the meta).
 
 **Units.** Every energy in the output (the ``energy`` column, the labels and the per-sample scalars
 ``track_pt`` and ``focus_truth_energy``) is in ``energy_unit``: ``"MeV"`` (default, the original report
@@ -88,7 +90,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from jetcloud.io.npz import npz_memmap
+from jetcloud.io.npz import PointCloudFormatError, npz_memmap
 
 __all__ = [
     "MASK_VALUE",
@@ -518,7 +520,8 @@ def _feature_rows(
             rows[:, names.index(f"is_{kind}")] = 1.0
         else:
             rows[:, 5] = type_code[kind]
-        feats[owner, slot] = np.nan_to_num(rows, nan=0.0, posinf=0.0, neginf=0.0)
+        rows[:, 3] = np.where(np.isnan(rows[:, 3]), 0.0, rows[:, 3])  # documented: a NaN distance becomes 0
+        feats[owner, slot] = rows  # other non-finite values stay: _drop_nonfinite counts and drops their samples
     return feats
 
 
@@ -616,6 +619,7 @@ def _process_part(
         arrays = atlas_point_arrays(samples, length, **options)
     except ValueError as err:
         raise ValueError(f"{task.path}: {err}") from err
+    arrays, nonfinite = _drop_nonfinite(arrays, task.path)
     n_points = arrays["n_points"].astype(np.int64)
     n_cells = arrays["n_cells"].astype(np.int64)
     kept_cells = int(np.count_nonzero(arrays["frac_labels"] != MASK_VALUE))
@@ -626,6 +630,7 @@ def _process_part(
         "file": f"{task.split}/{name}",
         "samples_in": n_in,
         "removed_min_cells": removed,
+        "removed_nonfinite": nonfinite,
         "written": len(n_points),
         "truncated": int(np.count_nonzero(n_points > length)),
         "cells_in": int(n_cells.sum()),
@@ -633,6 +638,28 @@ def _process_part(
         "points_in": int(n_points.sum()),
         "cpu_s": time.process_time() - t0,
     }
+
+
+def _drop_nonfinite(arrays: dict[str, np.ndarray], source: str) -> tuple[dict[str, np.ndarray], int]:
+    """Drop the samples with a NaN or infinite feature or float scalar (counted and logged, never set to 0).
+
+    Returns the kept arrays and the number of samples dropped; the labels use :data:`MASK_VALUE`, not NaN.
+    """
+    n = len(arrays["feats"])
+    bad = ~np.isfinite(arrays["feats"]).reshape(n, -1).all(axis=1)
+    for key, value in arrays.items():
+        if key != "feats" and value.ndim == 1 and value.dtype.kind == "f" and len(value) == n:
+            bad |= ~np.isfinite(value)
+    n_bad = int(bad.sum())
+    if n_bad:
+        log.warning(
+            "%s: %d sample(s) with NaN or infinite features / scalars dropped (first: sample %d)",
+            source,
+            n_bad,
+            int(np.argmax(bad)),
+        )
+        arrays = {k: v[~bad] if len(v) == n else v for k, v in arrays.items()}
+    return arrays, n_bad
 
 
 def build_atlas_point_clouds(
@@ -684,7 +711,9 @@ def build_atlas_point_clouds(
     options = _array_options(energy_unit, coordinates, one_hot_type, coordinate_scale)
     out_dir = Path(out_dir)
     log.info("point clouds: %d part(s), L = %d (%s), into %s", len(tasks), length, length_source, out_dir)
-    with atomic_dir(out_dir, stage="atlas.pointcloud") as tmp:
+    from jetcloud.io.errors import disk_full_guard
+
+    with disk_full_guard(out_dir), atomic_dir(out_dir, stage="atlas.pointcloud") as tmp:
         results = _convert_parts(run, tasks, tmp, length, min_cells, options, compress)
         counts = _split_counts(results)
         meta = _point_cloud_meta(
@@ -753,7 +782,15 @@ def _resolve_length(
     min_cells: int,
     samples_dir: str | os.PathLike,
 ) -> tuple[int, str]:
-    """``(L, where it came from)``: the given length, or the quantile of the training lengths."""
+    """``(L, where it came from)``: the given length, or the quantile of the training lengths.
+
+    No sample at all (in any split) after the ``min_cells`` filter is an error: an empty output is no success.
+    """
+    if not sum(len(v) for v in lengths.values()):
+        raise ValueError(
+            f"no samples to convert: none of the samples in {samples_dir} has >= min_cells = {min_cells} cells "
+            f"(lower min_cells, or check notebook 01's report); nothing was written"
+        )
     if length is None:
         if len(lengths["train"]) == 0:
             raise ValueError(
@@ -805,7 +842,16 @@ def _split_counts(results: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
     counts = {}
     for split in SPLIT_NAMES:
         rows = [r for r in results if r["split"] == split]
-        keys = ("samples_in", "removed_min_cells", "written", "truncated", "cells_in", "cells_dropped", "points_in")
+        keys = (
+            "samples_in",
+            "removed_min_cells",
+            "removed_nonfinite",
+            "written",
+            "truncated",
+            "cells_in",
+            "cells_dropped",
+            "points_in",
+        )
         counts[split] = {k: int(sum(r[k] for r in rows)) for k in keys}
         counts[split]["files"] = len(rows)
     return counts
@@ -884,9 +930,19 @@ def read_point_cloud_meta(out_dir: str | os.PathLike) -> dict[str, Any]:
 
     path = Path(out_dir) / META_NAME
     try:
-        return json.loads(path.read_text())
+        meta = json.loads(path.read_text())
     except FileNotFoundError:
         raise FileNotFoundError(f"no {META_NAME} in {out_dir}: build the point clouds first (notebook 02)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise PointCloudFormatError(f"{path}: not valid JSON ({err}); rebuild the point clouds (notebook 02)") from err
+    if not isinstance(meta, dict):
+        raise PointCloudFormatError(f"{path}: expected a JSON object, got {type(meta).__name__}")
+    length = meta.get("length")
+    if not isinstance(length, int) or isinstance(length, bool) or length < 1:
+        raise PointCloudFormatError(f"{path}: key 'length' must be a positive integer, got {length!r}")
+    if not isinstance(meta.get("files"), dict):
+        raise PointCloudFormatError(f"{path}: key 'files' must map each split to its npz files")
+    return meta
 
 
 def point_cloud_files(out_dir: str | os.PathLike, split: str) -> list[Path]:
@@ -908,13 +964,22 @@ def open_npz(
     path = Path(path)
     if mmap:
         return npz_memmap(path, keys, compressed="load")
-    with np.load(path, allow_pickle=False) as npz:
-        names = list(npz.files)
-        wanted = names if keys is None else list(keys)
-        unknown = [k for k in wanted if k not in names]
-        if unknown:
-            raise KeyError(f"{path}: no array(s) {unknown}; it has {names}")
-        return {key: npz[key] for key in wanted}
+    if not path.is_file():
+        raise FileNotFoundError(f"no such point-cloud file: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            names = list(npz.files)
+            wanted = names if keys is None else list(keys)
+            unknown = [k for k in wanted if k not in names]
+            if unknown:
+                raise KeyError(f"{path}: no array(s) {unknown}; it has {names}")
+            return {key: npz[key] for key in wanted}
+    except KeyError:
+        raise
+    except Exception as err:  # BadZipFile, EOFError, pickled objects (ValueError), zlib errors ...
+        raise PointCloudFormatError(
+            f"{path}: not a readable point-cloud npz ({type(err).__name__}: {err}); rebuild it (notebook 02)"
+        ) from err
 
 
 def load_point_clouds(
@@ -941,9 +1006,29 @@ def load_point_clouds(
             raise KeyError(f"{out_dir}: no array(s) {unknown}; the split has {list(empty)}")
         return {k: empty[k] for k in wanted}
     loaded = [open_npz(f, keys, mmap=mmap) for f in files]
+    meta = read_point_cloud_meta(out_dir)
+    for f, arrays in zip(files, loaded, strict=True):
+        _check_loaded(f, arrays, meta)
     if len(loaded) == 1:
         return loaded[0]
     return {k: np.concatenate([d[k] for d in loaded]) for k in loaded[0]}
+
+
+def _check_loaded(path: Path, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
+    """Raise :class:`PointCloudFormatError` naming ``path`` and the key when arrays disagree with the meta."""
+    n = None
+    for key, value in arrays.items():
+        n = len(value) if n is None else n
+        if value.dtype.hasobject or len(value) != n:
+            raise PointCloudFormatError(f"{path}: key {key!r} has shape {value.shape} / dtype {value.dtype}")
+    feats = arrays.get("feats")
+    if feats is None:
+        return
+    expected = (meta["length"], meta.get("n_features", feats.shape[-1] if feats.ndim == 3 else None))
+    if feats.ndim != 3 or tuple(feats.shape[1:]) != expected:
+        raise PointCloudFormatError(
+            f"{path}: key 'feats' has shape {feats.shape}, but {META_NAME} says (N, {expected[0]}, {expected[1]})"
+        )
 
 
 def load_parts(out_dir: str | os.PathLike, split: str, max_files: int | None = None) -> dict[str, np.ndarray]:

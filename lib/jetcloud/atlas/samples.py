@@ -297,7 +297,16 @@ def _read_columns(
     tracks = prepare_tracks(events, source, entry_start)
     report["tracks"] = len(tracks.event)
     report["events_without_tracks"] = int(np.sum(tracks.n_of_event == 0))
-    report["skipped_no_reference"] = int(np.sum(~tracks.has_ref))
+    bad_pt = ~np.isfinite(tracks.cols["trackPt"])
+    report["nonfinite_track_pt"] = int(np.sum(bad_pt))
+    if bad_pt.any():
+        log.warning(
+            "%s: %d track(s) with NaN or infinite trackPt skipped (first at entry %d)",
+            source,
+            int(bad_pt.sum()),
+            entry_start + int(tracks.event[np.argmax(bad_pt)]),
+        )
+    report["skipped_no_reference"] = int(np.sum(~tracks.has_ref & ~bad_pt))
     return cells, tracks, report
 
 
@@ -697,14 +706,29 @@ def _run_chunks(
 ) -> list[dict[str, Any]]:
     """:func:`_process_chunk` on every task, into a temporary directory that replaces ``out_dir`` once all succeed."""
     from jetcloud.io.atomic import atomic_dir
+    from jetcloud.io.errors import disk_full_guard
     from jetcloud.parallel import map_chunks
 
-    with atomic_dir(out_dir, stage="atlas.samples") as tmp:
+    with disk_full_guard(out_dir), atomic_dir(out_dir, stage="atlas.samples") as tmp:
         for name in SPLIT_NAMES:
             (tmp / name).mkdir()
         func = functools.partial(_process_chunk, out_dir=os.fspath(tmp), **chunk_kwargs)
         results = map_chunks(func, tasks, workers=workers, scheduler=scheduler, progress=progress, desc="samples")
+        _check_not_empty(results, tasks, out_dir)
     return results
+
+
+def _check_not_empty(results: Sequence[Mapping[str, Any]], tasks: Sequence[_ChunkTask], out_dir: Path) -> None:
+    """Raise (before ``out_dir`` is replaced) when no chunk produced a sample, saying why."""
+    if sum(sum(r["counts"].values()) for r in results):
+        return
+    rep = merge_reports(r["report"] for r in results)
+    files = sorted({t.path for t in tasks})
+    raise ValueError(
+        f"no samples built from {files or 'no input files'} for {out_dir}: {rep.get('events', 0)} event(s), "
+        f"{rep.get('tracks', 0)} track(s), {rep.get('skipped_no_reference', 0)} without an EMB2/EME2 "
+        f"extrapolation, {rep.get('nonfinite_track_pt', 0)} with a NaN/inf trackPt; nothing was written"
+    )
 
 
 def _summarize(

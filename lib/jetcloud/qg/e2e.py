@@ -26,6 +26,7 @@ import logging
 import os
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import numpy as np
 
@@ -163,18 +164,30 @@ class E2EWriter:
             self._atomic = None
 
 
+def open_h5(path: str | os.PathLike) -> Any:
+    """``h5py.File(path, "r")``; a missing, truncated or non-HDF5 file raises an error naming ``path``."""
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"HDF5 file {path} does not exist")
+    try:
+        return h5py.File(path, "r")
+    except OSError as err:
+        raise OSError(f"{path}: cannot open as HDF5 (truncated, empty or not an HDF5 file; rewrite it): {err}") from err
+
+
 def check_layout(path: str | os.PathLike) -> dict[str, int]:
     """Check that ``path`` has the E2E layout; returns ``{"train": N_train, "test": N_test}``.
 
     Raises ``FileNotFoundError`` or ``ValueError`` naming the file, the key and what was expected.
     """
-    import h5py
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"E2E file {path} does not exist")
     sizes = {}
-    with h5py.File(path, "r") as f:
+    with open_h5(path) as f:
         missing = [k for k in KEYS if k not in f]
         if missing:
             raise ValueError(f"{path}: missing keys {missing}; an E2E file has {list(KEYS)}")
@@ -198,21 +211,26 @@ def read_e2e(
     path: str | os.PathLike, split: str = "train", start: int = 0, stop: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Images (n, 125, 125, 3) and meta (n, 3) of jets ``start..stop-1`` of ``split`` (float32)."""
-    import h5py
 
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    with h5py.File(path, "r") as f:
+    with open_h5(path) as f:
+        missing = [k for k in (f"{split}_jet", f"{split}_meta") if k not in f]
+        if missing:
+            raise KeyError(f"{path}: missing key(s) {missing}; an E2E file has {list(KEYS)}")
         jet, meta = f[f"{split}_jet"], f[f"{split}_meta"]
         stop = jet.shape[0] if stop is None else min(stop, jet.shape[0])
-        return np.asarray(jet[start:stop], np.float32), np.asarray(meta[start:stop], np.float32)
+        try:
+            return np.asarray(jet[start:stop], np.float32), np.asarray(meta[start:stop], np.float32)
+        except OSError as err:
+            raise OSError(
+                f"{path}: cannot read {split}_jet / {split}_meta[{start}:{stop}] (truncated?): {err}"
+            ) from err
 
 
 def iter_e2e(path: str | os.PathLike, split: str = "train", block: int = 512):
     """Yield ``(images, meta)`` blocks of ``block`` jets of ``split`` (bounded memory)."""
-    import h5py
-
-    with h5py.File(path, "r") as f:
+    with open_h5(path) as f:
         n = f[f"{split}_jet"].shape[0]
         for start in range(0, n, block):
             yield (

@@ -102,6 +102,8 @@ def check_qg_npz(path: str | os.PathLike) -> dict[str, int]:
                 y = np.lib.format.read_array(fh, allow_pickle=False)
     except zipfile.BadZipFile as err:
         raise ValueError(f"{path}: not an npz (zip) file: {err}") from None
+    except (ValueError, EOFError, OSError) as err:  # pickled objects, truncated members, bad headers
+        raise ValueError(f"{path}: arrays X / y are not readable .npy arrays (pickled or truncated?): {err}") from err
     if len(x_shape) != 3 or x_shape[2] != N_FEATURES or x_dtype.kind != "f":
         raise ValueError(
             f"{path}: X is {x_dtype} {x_shape}, expected float (N, max_multiplicity, 4) = (pT, y, phi, pid)"
@@ -124,7 +126,14 @@ def read_qg_npz(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """``(X, y)`` of an EnergyFlow-layout file (after :func:`check_qg_npz`)."""
     check_qg_npz(path)
     with np.load(path, allow_pickle=False) as data:
-        return data["X"], data["y"]
+        x, y = data["X"], data["y"]
+    bad = ~np.isfinite(x).all(axis=(1, 2))
+    if bad.any():
+        raise ValueError(
+            f"{path}: key X: jet {int(np.argmax(bad))} has NaN or infinite particle values "
+            f"({int(bad.sum())} jet(s)); fix or drop them"
+        )
+    return x, y
 
 
 def multiplicity(x: np.ndarray) -> np.ndarray:

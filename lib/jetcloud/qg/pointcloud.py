@@ -138,12 +138,32 @@ def check_labels(labels: np.ndarray, where: str) -> np.ndarray:
 
 
 def check_ks(ks: Sequence[int], max_hit: int) -> list[int]:
-    """The K values as ints, each checked against ``max_hit``."""
+    """The K values as ints, each checked against ``max_hit``; the message says which bound a K breaks."""
     out = [int(k) for k in ks]
-    bad = [k for k in out if not 0 < k <= max_hit]
-    if bad:
-        raise ValueError(f"K = {bad} larger than max_hit = {max_hit} (the most hits of any training jet) or < 1")
+    if not out:
+        raise ValueError("no K values given: pass at least one K >= 1 (e.g. ks=[200, 800])")
+    small = [k for k in out if k < 1]
+    if small:
+        raise ValueError(f"K = {small}: every K must be >= 1 (K is the number of hits kept per jet)")
+    big = [k for k in out if k > max_hit]
+    if big:
+        raise ValueError(f"K = {big} larger than max_hit = {max_hit} (the most hits of any training jet)")
     return out
+
+
+def check_finite_images(images: np.ndarray, where: str, first_entry: int = 0) -> None:
+    """Raise a ValueError naming ``where`` and the first jet with a NaN or infinite pixel (never silently 0).
+
+    A non-finite pixel cannot be dropped without changing the jet (its hit list, its top-K), so it is an error:
+    ``where`` should name the file and key, ``first_entry`` is the jet index of ``images[0]`` in that key.
+    """
+    bad = ~np.isfinite(images).all(axis=(1, 2, 3))
+    if bad.any():
+        jets = np.flatnonzero(bad)
+        raise ValueError(
+            f"{where}: jet {first_entry + int(jets[0])} has NaN or infinite pixel values ({len(jets)} such jet(s) "
+            f"in entries {first_entry}..{first_entry + len(images) - 1}); fix or drop them in the E2E file"
+        )
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -174,6 +194,13 @@ def _chunk_points(chunk: _Chunk, *, ks: tuple[int, ...], descending: bool, label
 
     images, meta = read_e2e(chunk.path, chunk.split, chunk.start, chunk.stop)
     where = f"{chunk.path}:{chunk.split}_jet[{chunk.start}:]"
+    check_finite_images(images, f"{chunk.path}: key {chunk.split}_jet", chunk.start)
+    bad_meta = ~np.isfinite(meta[:, :2]).all(axis=1)
+    if bad_meta.any():
+        raise ValueError(
+            f"{chunk.path}: key {chunk.split}_meta: jet {chunk.start + int(np.argmax(bad_meta))} has a NaN or "
+            "infinite pt / m0"
+        )
     check_labels(meta[:, label_column], f"{chunk.path}:{chunk.split}_meta[{chunk.start}:] column {label_column}")
     points, n_hits = images_to_points(images, None, min_width=max(ks), where=where)
     return {
@@ -234,6 +261,7 @@ def convert_e2e(
     Returns ``{"max_hit", "ks", "jets": {split: n}, "hits": {split: array}, "wall_s", "cpu_s"}``.
     """
     from jetcloud.io.atomic import atomic_dir
+    from jetcloud.io.errors import disk_full_guard
     from jetcloud.parallel import default_workers
 
     t0, c0 = time.perf_counter(), time.process_time()
@@ -244,7 +272,7 @@ def convert_e2e(
     plan = _Conversion(path, ks, chunk_size, descending, label_column, compression, wave, workers, scheduler, progress)
     out_dir = Path(out_dir)
     hits: dict[str, np.ndarray] = {}
-    with atomic_dir(out_dir, stage="qg.pointcloud") as tmp:
+    with disk_full_guard(out_dir), atomic_dir(out_dir, stage="qg.pointcloud") as tmp:
         max_hit = _convert_splits(plan, tmp, sizes, hits)
     summary = {
         "max_hit": max_hit,
@@ -302,8 +330,11 @@ def _convert_splits(plan: _Conversion, tmp: Path, sizes: dict[str, int], hits: d
     from jetcloud.parallel import map_chunks
 
     func = functools.partial(_chunk_points, ks=plan.ks, descending=plan.descending, label_column=plan.label_column)
-    files = {"points": h5py.File(tmp / POINTS_NAME, "w")} | {k: h5py.File(tmp / f"QG{k}.h5", "w") for k in plan.ks}
+    files: dict[Any, Any] = {}
     try:
+        files["points"] = h5py.File(tmp / POINTS_NAME, "w")
+        for k in plan.ks:
+            files[k] = h5py.File(tmp / f"QG{k}.h5", "w")
         for split, n in sizes.items():  # train first: max_hit is known before the test jets
             group = _SPLIT_GROUPS[split]
             pts = {"X": _create(files["points"], f"{group}/X", (n, 0, 5), plan.compression, growable=True)}
@@ -322,10 +353,28 @@ def _convert_splits(plan: _Conversion, tmp: Path, sizes: dict[str, int], hits: d
             bar.close()
             max_hit = _check_split_hits(plan, split, n, hits)
             pts["X"].resize(max_hit, axis=1)  # every split padded to the training max_hit, as the original
-    finally:
-        for f in files.values():
-            f.close()
+    except BaseException:
+        _close_all(files.values(), quiet=True)  # the original error is the one to report
+        raise
+    _close_all(files.values())
     return max_hit
+
+
+def _close_all(handles: Any, quiet: bool = False) -> None:
+    """Close every handle even when some ``close()`` raises (e.g. a full disk while flushing); re-raise the first
+    unless ``quiet`` (an error is already propagating).
+
+    Stopping at the first failing close would leave HDF5 files open, and the library then crashes at exit.
+    """
+    first: BaseException | None = None
+    for handle in list(handles):
+        try:
+            handle.close()
+        except Exception as err:  # noqa: BLE001 - every handle must be closed; the first error is re-raised
+            first = first or err
+            log.debug("closing %s failed", handle, exc_info=True)
+    if first is not None and not quiet:
+        raise first
 
 
 def _trimmed_datasets(f: Any, group: str, n: int, k: int, compression: str) -> tuple[Any, Any]:
@@ -387,7 +436,6 @@ def _write_conversion_manifest(
 
 def read_qg(path: str | os.PathLike, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     """``(X, Y)`` of ``train_dataset`` / ``test_dataset`` of a ``QG{K}.h5`` file, checked (clear errors)."""
-    import h5py
 
     path = Path(path)
     if split not in _SPLIT_GROUPS:
@@ -395,7 +443,9 @@ def read_qg(path: str | os.PathLike, split: str = "train") -> tuple[np.ndarray, 
     if not path.is_file():
         raise FileNotFoundError(f"QG point-cloud file {path} does not exist (run notebook 07)")
     group = _SPLIT_GROUPS[split]
-    with h5py.File(path, "r") as f:
+    from jetcloud.qg.e2e import open_h5
+
+    with open_h5(path) as f:
         missing = [f"{group}/{k}" for k in ("X", "Y") if f"{group}/{k}" not in f]
         if missing:
             raise KeyError(
@@ -404,4 +454,12 @@ def read_qg(path: str | os.PathLike, split: str = "train") -> tuple[np.ndarray, 
         x, y = f[f"{group}/X"], f[f"{group}/Y"]
         if x.ndim != 3 or x.shape[2] != len(QG_FEATURES) or y.shape != (x.shape[0],):
             raise ValueError(f"{path}: {group}/X has shape {x.shape} and Y {y.shape}; expected (N, K, 5) and (N,)")
-        return np.asarray(x, np.float32), np.asarray(y, np.float32)
+        for key, ds in (("X", x), ("Y", y)):
+            if ds.dtype.kind not in "fiu":
+                raise ValueError(f"{path}: {group}/{key} has dtype {ds.dtype}, expected numbers (float32)")
+        xs, ys = np.asarray(x, np.float32), np.asarray(y, np.float32)
+    bad = ~np.isfinite(xs).all(axis=(1, 2))
+    if bad.any():
+        raise ValueError(f"{path}: key {group}/X: jet {int(np.argmax(bad))} has NaN or infinite values")
+    check_labels(ys, f"{path}: key {group}/Y")
+    return xs, ys

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,7 @@ def train_run(
     val_fraction: float = 0.1,
     seed: int = 0,
     resume: bool = True,
+    callbacks: Sequence[Callable[[int, Mapping[str, float]], None]] = (),
     **overrides: Any,
 ) -> TrainRun:
     """Train ``model`` like notebook 08 and write its run directory; returns a :class:`TrainRun`.
@@ -77,6 +79,7 @@ def train_run(
         k, particle_level, val_fraction: as in :func:`jetcloud.qg.train.load_data`.
         seed: seeds numpy, torch and the shuffling.
         resume: continue from ``last.pt`` of an earlier run with the same settings.
+        callbacks: ``fn(epoch, row)`` after every epoch (:func:`jetcloud.train.fit`; may raise to stop).
         overrides: ``TrainConfig`` fields replacing the preset's (``epochs``, ``batch_size``, ``lr``, ``device``,
             ``max_steps_per_epoch``, ...); None values keep the preset's.
     """
@@ -101,6 +104,7 @@ def train_run(
         out_dir,
         metrics={"acc": qg_train.accuracy},
         resume=resume,
+        callbacks=callbacks,
     )
     if _rank() != 0:
         return TrainRun(out_dir, result, None, settings)

@@ -198,6 +198,25 @@ def _validate_chunk(
     return n
 
 
+def check_finite(values: np.ndarray, where: object, key: str, block: int = 4096) -> None:
+    """Raise :class:`PointCloudFormatError` naming ``where``, ``key`` and the first sample with a NaN / inf value.
+
+    Read in blocks of ``block`` samples, so a memory-mapped array is checked without loading it whole. A stored
+    file cannot drop samples on the fly, so a non-finite value is an error (notebook 02 drops and counts them).
+    """
+    for start in range(0, len(values), block):
+        part = np.asarray(values[start : start + block])
+        if part.dtype.kind != "f":
+            return
+        bad = ~np.isfinite(part.reshape(len(part), -1)).all(axis=1)
+        if bad.any():
+            raise PointCloudFormatError(
+                f"{where}: key {key!r}: sample {start + int(np.argmax(bad))} has NaN or infinite values "
+                f"({int(bad.sum())} such sample(s) in rows {start}..{start + len(part) - 1}); rebuild the point "
+                f"clouds (notebook 02 drops and counts them)"
+            )
+
+
 class ArrayDataset(Dataset):
     """Samples from one or more chunks of aligned arrays (the first axis is the sample).
 
@@ -348,6 +367,9 @@ class PointCloudDataset(ArrayDataset):
                 length=self.length,
                 n_features=self.n_features,
             )
+            for key in (feature_key, target_key):
+                if key is not None:
+                    check_finite(arrays[key], path, key)
             if n:
                 files.append(path)
                 sizes.append(n)

@@ -327,10 +327,21 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # the unpickler raises several types; all mean "not a checkpoint we can read"
-        raise CheckpointMismatchError(f"{path} cannot be loaded with weights_only=True: {err}") from err
+        raise CheckpointMismatchError(
+            f"{path} cannot be loaded with weights_only=True (corrupt, truncated or not a checkpoint: {err}); "
+            f"{_START_OVER.format(run_dir=path.parent)}"
+        ) from err
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointMismatchError(f"{path} is not a jetcloud checkpoint (format {CHECKPOINT_FORMAT})")
+        raise CheckpointMismatchError(
+            f"{path} is not a jetcloud checkpoint (format {CHECKPOINT_FORMAT}); "
+            f"{_START_OVER.format(run_dir=path.parent)}"
+        )
     return checkpoint
+
+
+_START_OVER = (
+    "to start the run over, pass resume=False (notebook parameter resume: false) or delete the run directory {run_dir}"
+)
 
 
 def _check_model(checkpoint: Mapping[str, Any], model: nn.Module, path: Path) -> None:
@@ -599,7 +610,10 @@ def _write_history(path: Path, history: Sequence[Mapping[str, float]]) -> None:
 
 
 def _save(path: Path, state: Mapping[str, Any]) -> None:
-    with atomic_path(path) as tmp:
+    """Write a checkpoint atomically; a full disk is a :class:`~jetcloud.io.errors.DiskFullError` naming ``path``."""
+    from jetcloud.io.errors import disk_full_guard
+
+    with disk_full_guard(path), atomic_path(path) as tmp:
         torch.save(dict(state), tmp)
 
 
@@ -617,6 +631,11 @@ def fit(
     select_on: Callable[[nn.Module], float] | None = None,
 ) -> FitResult:
     """Train ``model`` and return its :class:`FitResult` (see the module docstring for files and protocol).
+
+    Seeding: ``config.seed`` seeds the shuffle order, dropout and every global generator (``random``, numpy,
+    torch) when training starts. ``model`` arrives already built, so its initial weights are the caller's: seed
+    before building it (``nbtools.seed_everything(seed)`` or ``torch.manual_seed(config.seed)``), as the
+    notebooks do in their first cell.
 
     Args:
         model: an ``nn.Module`` (moved to the device; wrapped in DDP under ``torchrun``). After ``fit`` it holds
@@ -640,6 +659,7 @@ def fit(
     if len(train_dataset) == 0:  # type: ignore[arg-type]
         raise ValueError("the training dataset is empty")
     ctx = _setup_distributed(config)
+    created = not Path(out_dir).exists()
     try:
         return _fit(
             model,
@@ -654,10 +674,19 @@ def fit(
             ctx,
             select_on,
         )
+    except BaseException:
+        _remove_if_empty(Path(out_dir), created and ctx.is_main)
+        raise
     finally:
         if ctx.owned and dist.is_initialized():
             gc.collect()  # free the DDP wrapper (and its reducer's reference to the group) before destroying it
             dist.destroy_process_group()
+
+
+def _remove_if_empty(out_dir: Path, created: bool) -> None:
+    """After a failed run: remove ``out_dir`` when this run created it and left nothing in it (never a user's)."""
+    if created and out_dir.is_dir() and not any(out_dir.iterdir()):
+        out_dir.rmdir()
 
 
 def _fit(
@@ -798,7 +827,8 @@ def _build_engine(
 
 def _resume_or_start(engine: _Engine, resume: bool) -> _Progress:
     """Resume step: continue from ``last.pt`` when :func:`_resumable_checkpoint` allows it (:func:`_restore`),
-    otherwise start over with ``random``, numpy and torch seeded with ``seed + rank``."""
+    otherwise start over with ``random``, numpy and torch seeded with ``seed + rank`` (dropout, augmentation and
+    anything drawn from the global generators; the shuffle order is seeded separately from ``config.seed``)."""
     checkpoint = _resumable_checkpoint(engine, resume)
     if checkpoint is not None:
         return _restore(engine, checkpoint)

@@ -44,6 +44,7 @@ def load_presets(
     *,
     optional: Collection[str] = (),
     path: str | os.PathLike | None = None,
+    extra: str | os.PathLike | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The presets of ``workflow`` (``jetcloud/presets/<workflow>.yaml``, or ``path``) as fresh dicts, in file order.
 
@@ -53,6 +54,8 @@ def load_presets(
             a type (``str``, ``list`` ...) or the names a mapping may hold (anything else is an unknown key).
         optional: keys of ``keys`` a preset may leave out (``settings`` and all others are required).
         path: read this file instead (tests).
+        extra: a second file of presets in the same format (e.g. the best trial of a hyperparameter search,
+            :mod:`jetcloud.hpo`), appended to the first; a name in both is an error.
 
     Every preset's ``settings`` must name :class:`~jetcloud.train.TrainConfig` fields with values of their types
     and make a valid config (:func:`check_settings`).
@@ -61,6 +64,13 @@ def load_presets(
         PresetError: the file is missing or not valid YAML, a preset is not a mapping, a key is unknown or missing,
             or a setting is invalid; the message names the file and the preset.
     """
+    if extra is not None:
+        presets = load_presets(workflow, keys, optional=optional, path=path)
+        added = load_presets(workflow, keys, optional=optional, path=extra)
+        clash = sorted(set(presets) & set(added))
+        if clash:
+            raise PresetError(f"preset file {extra}: preset(s) {clash} also defined in the built-in presets")
+        return presets | added
     path = Path(path) if path is not None else preset_file(workflow)
     allowed = {"settings": None, **dict(keys or {})}
     try:
