@@ -14,6 +14,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from jetcloud import book
+from jetcloud.io.atomic import OUTPUT_MARKER
 
 matplotlib.use("Agg")
 
@@ -97,7 +98,7 @@ def test_describe_takes_the_first_heading_and_sentence() -> None:
 
 
 def test_book_pages_index_and_no_network_resources(built: Path) -> None:
-    assert (built / ".jetcloud-book").is_file()
+    assert json.loads((built / OUTPUT_MARKER).read_text()) == {"stage": "book"}
     assert sorted(p.name for p in built.iterdir() if not p.name.startswith(".")) == [
         "04_evaluate_toy.html",
         "09_compare_qg_models.html",

@@ -11,8 +11,8 @@
   evaluation summary, quark/gluon comparison; missing files or keys are skipped) and a link to every page.
 
 The book is built in a temporary directory beside the target and renamed over the old book, so a reader never
-sees half a book. A book directory carries the marker file ``.jetcloud-book``; a directory without it is never
-replaced or deleted.
+sees half a book. A book directory carries the output marker of :func:`jetcloud.io.atomic.atomic_dir` (stage
+``"book"``); a directory without it is never replaced or deleted.
 
 :func:`check_book` opens every page in headless Chromium over the DevTools protocol (``websocket-client``) with
 all host names unresolvable, and reports console errors, failed requests and images that did not decode; it
@@ -40,9 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from jetcloud import paths
-from jetcloud.io.atomic import OUTPUT_MARKER, atomic_dir, atomic_path
-
-MARKER = ".jetcloud-book"
+from jetcloud.io.atomic import atomic_dir, atomic_path
 
 #: (title, first notebook number, last notebook number) of each workflow on the index.
 WORKFLOWS: tuple[tuple[str, int, int], ...] = (
@@ -436,8 +434,6 @@ def build_book(
     ``notebooks/``) adds notebooks not yet executed to the workflow map. Returns the index entries.
     """
     executed, metrics, out = Path(executed), Path(metrics), Path(out)
-    if (out / MARKER).is_file():  # a book written before books carried the output marker of atomic_dir
-        (out / OUTPUT_MARKER).write_text('{"stage": "book"}\n')
     entries = collect_notebooks(executed, sources)
     metrics_data = _load_metrics(metrics)
     exporter = _exporter() if any(e.page for e in entries) else None
@@ -451,7 +447,6 @@ def build_book(
                 nav.append(f'<a href="{html.escape(pages[i + 1].page)}">{html.escape(pages[i + 1].stem)} ›</a>')
             export_notebook(executed / f"{entry.stem}.ipynb", tmp / entry.page, " ".join(nav), exporter)
         (tmp / "index.html").write_text(render_index(profile or "?", entries, metrics_data), encoding="utf-8")
-        (tmp / MARKER).write_text("written by jetcloud.book; the whole directory is replaced on every build\n")
     return entries
 
 

@@ -152,24 +152,8 @@ def notebook_parameters(notebook: str, namespace: Mapping[str, Any]) -> dict[str
     The values come from ``namespace`` (pass ``globals()``), so they are the ones the run used, after
     papermill's injected parameters. Raises ``FileNotFoundError`` / ``ValueError`` naming the notebook file.
     """
+    names = list(parameter_annotations(notebook)[0])  # in the order of the parameters cell
     path = paths.ROOT / "notebooks" / f"{notebook}.ipynb"
-    try:
-        cells = json.loads(path.read_text())["cells"]
-    except FileNotFoundError:
-        raise FileNotFoundError(f"notebook {path} not found (notebook_parameters reads its parameters cell)") from None
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise ValueError(f"{path}: not a notebook ({err})") from err
-    tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
-    if len(tagged) != 1:
-        raise ValueError(f"{path}: expected one cell tagged 'parameters', found {len(tagged)}")
-    source = tagged[0]["source"]
-    tree = ast.parse("".join(source) if isinstance(source, list) else source, filename=str(path))
-    names = [
-        target.id
-        for node in tree.body
-        for target in ([node.target] if isinstance(node, ast.AnnAssign) else getattr(node, "targets", []))
-        if isinstance(target, ast.Name)
-    ]
     missing = [name for name in names if name not in namespace]
     if missing:
         raise KeyError(f"{path}: parameters {missing} are not defined; run the parameters cell first")

@@ -84,7 +84,8 @@ _VVSIZE = BranchSpec("std::vector<std::vector<size_t>>", _U64, 2)
 _VVVINT = BranchSpec("std::vector<std::vector<std::vector<int>>>", _I32, 3)
 _VVVFLOAT = BranchSpec("std::vector<std::vector<std::vector<float>>>", _F32, 3)
 
-_TRACK_INT_COUNTS = (
+#: Integer hit-summary branches of the tracks (int32), in MLTree branch order.
+TRACK_HIT_COUNTS: tuple[str, ...] = (
     "trackNumberOfPixelHits",
     "trackNumberOfSCTHits",
     "trackNumberOfPixelDeadSensors",
@@ -138,7 +139,7 @@ def _event_branches() -> dict[str, BranchSpec]:
     b["trackTruthParticleIndex"] = _VINT
     for name in ("trackVisibleCalHitCaloEnergy", "trackFullCalHitCaloEnergy", "trackSubtractedCaloEnergy"):
         b[name] = _VFLOAT
-    for name in _TRACK_INT_COUNTS:
+    for name in TRACK_HIT_COUNTS:
         b[name] = _VINT
     b["trackChiSquared"] = _VFLOAT
     b["trackNumberDOF"] = _VINT

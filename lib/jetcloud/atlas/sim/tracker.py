@@ -61,6 +61,7 @@ from jetcloud.atlas.layers import (
     MISSING_EXTRAPOLATION,
     MISSING_THRESHOLD,
 )
+from jetcloud.atlas.mltree_schema import TRACK_HIT_COUNTS
 from jetcloud.kinematics import wrap_phi
 from jetcloud.sim.helix import HelixState
 from jetcloud.sim.particles import Particles
@@ -101,22 +102,7 @@ Z0SIN_RES_MM = (0.091, 0.209)
 MAX_VERTEX_R_MM = 100.0
 
 #: Integer hit-summary columns written (int32), in MLTree branch order.
-HIT_COLUMNS: tuple[str, ...] = (
-    "trackNumberOfPixelHits",
-    "trackNumberOfSCTHits",
-    "trackNumberOfPixelDeadSensors",
-    "trackNumberOfSCTDeadSensors",
-    "trackNumberOfPixelSharedHits",
-    "trackNumberOfSCTSharedHits",
-    "trackNumberOfPixelHoles",
-    "trackNumberOfSCTHoles",
-    "trackNumberOfInnermostPixelLayerHits",
-    "trackNumberOfNextToInnermostPixelLayerHits",
-    "trackExpectInnermostPixelLayerHit",
-    "trackExpectNextToInnermostPixelLayerHit",
-    "trackNumberOfTRTHits",
-    "trackNumberOfTRTOutliers",
-)
+HIT_COLUMNS: tuple[str, ...] = TRACK_HIT_COUNTS
 
 _EMB2 = EXTRAPOLATION_SAMPLINGS.index("EMB2")
 _EME2 = EXTRAPOLATION_SAMPLINGS.index("EME2")
