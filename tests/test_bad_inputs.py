@@ -1109,3 +1109,157 @@ def test_shipped_params_files_have_only_known_keys(tmp_path: Path) -> None:
         sys.path.pop(0)
     for params in sorted((ROOT / "notebooks" / "params").glob("*/*.yaml")):
         split_params.split(params, tmp_path / params.parent.name)
+
+
+# ---- real faults in a child process: SIGKILL mid-stage, a full (tiny) filesystem ------------------------------
+
+#: The child: runs one stage (01 samples, 07 conversion, 03 training) on the inputs given as JSON. ``slow``: the
+#: stage's writer sleeps after its first write (and says so in ``marker``), to be killed there. Otherwise the child
+#: writes a user's file beside ``out``, runs the stage and prints the error and the folder's listing before / after.
+CHILD = r"""
+import hashlib, json, sys, time
+from pathlib import Path
+
+import numpy as np
+
+args = json.loads(sys.argv[1])
+root, out = Path(args["root"]), Path(args["root"]) / "out"
+
+
+def slow(original):
+    def wrapper(*a, **k):
+        result = original(*a, **k)
+        Path(args["marker"]).write_text("mid-stage")
+        time.sleep(300)
+        return result
+    return wrapper
+
+
+def run():
+    if args["stage"] == "01":
+        import awkward
+        from jetcloud.atlas.samples import build_samples
+
+        if args.get("slow"):
+            awkward.to_parquet = slow(awkward.to_parquet)
+        build_samples(args["events"], args["geometry"], out, workers=1, progress=False, manifest=False)
+    elif args["stage"] == "07":
+        import jetcloud.qg.pointcloud as pc
+
+        if args.get("slow"):
+            pc._write_chunk = slow(pc._write_chunk)
+        pc.convert_e2e(args["e2e"], out, (4, 8), chunk_size=2, workers=1, progress=False, manifest=False)
+    else:
+        import torch
+        from jetcloud import models, train
+
+        torch.set_num_threads(1)
+        rng = np.random.default_rng(0)
+        feats = rng.normal(size=(8, 10, 6)).astype(np.float32)
+        data = train.ArrayDataset([{"feats": feats, "focus_labels": rng.uniform(size=(8, 10)).astype(np.float32)}])
+        build = lambda: models.get_model("pointnet", size_factor=0.125, tnet_size_factor=0.0625)
+        config = train.TrainConfig(epochs=1, batch_size=4, progress=False)
+        train.fit(build, data, None, train.MaskedLoss(), config, out)
+
+
+def listing():
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else None
+        for p in sorted(root.rglob("*"))
+    }
+
+
+if args.get("slow"):
+    run()
+    sys.exit(0)
+(root / "users_notes.txt").write_text("mine, never delete\n")
+before, result = listing(), {"error": None}
+try:
+    run()
+except BaseException as err:
+    result = {"error": type(err).__name__, "bases": [c.__name__ for c in type(err).__mro__], "message": str(err)}
+result.update(before=before, after=listing())
+print("RESULT " + json.dumps(result))
+"""
+
+
+def _child_env() -> dict[str, str]:
+    import os
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "lib"), *filter(None, [os.environ.get("PYTHONPATH")])])
+    return env
+
+
+def _child_args(inp: Inputs, stage: str, root: Path, **extra: Any) -> str:
+    paths = {"events": inp.events, "geometry": inp.geometry, "e2e": inp.e2e, "root": root}
+    return json.dumps({"stage": stage, **{k: str(v) for k, v in paths.items()}, **extra})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", ["01", "07"])
+def test_sigkill_mid_stage_then_rerun(stage: str, inputs: Inputs) -> None:
+    """A real SIGKILL while the stage writes its output; the re-run removes the killed run's debris, writes what a
+    clean run writes and keeps the user's file."""
+    import os
+    import signal
+    import time
+
+    marker = inputs.variant("killed-mid-stage")
+    args = _child_args(inputs, stage, inputs.out_root, slow=True, marker=str(marker))
+    child = subprocess.Popen([sys.executable, "-c", CHILD, args], env=_child_env())
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert marker.exists(), f"the child never reached the middle of stage {stage} (exit code {child.poll()})"
+        debris = [p.name for p in inputs.out_root.iterdir() if p.name.startswith(".out.tmp-")]
+        assert debris, "the killed run had not started writing"
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait()
+    assert not inputs.out.exists()  # nothing under the final name
+    run = {"01": samples, "07": convert}[stage]
+    run(inputs)
+    assert sorted(p.name for p in inputs.out_root.iterdir()) == ["out", "users_notes.txt"]
+    clean = inputs.variant("clean-root")
+    clean.mkdir()
+    run(Inputs(**{**inputs.__dict__, "out_root": clean}))
+    skip = (".json", ".h5")  # JSON summaries carry timings; HDF5 byte equality is tested by the stage's own tests
+    assert {k: v for k, v in listing(inputs.out).items() if not k.endswith(skip)} == {
+        k: v for k, v in listing(clean / "out").items() if not k.endswith(skip)
+    }
+
+
+def _tiny_filesystem_allowed(path: Path) -> bool:
+    """True where this process may mount a tmpfs in a private mount namespace (root in a container, usually)."""
+    if shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", 'mount -t tmpfs -o size=4k tmpfs "$0"', str(path)],
+        capture_output=True,
+    )
+    return probe.returncode == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("stage", "size"), [("01", "8k"), ("07", "8k"), ("03", "64k")])
+def test_disk_full_on_a_tiny_filesystem(stage: str, size: str, inputs: Inputs) -> None:
+    """The stage writes onto a real tmpfs of ``size``: a DiskFullError naming the output, no crash (the segfault of
+    issue 15 was a SIGSEGV after ENOSPC in stage 07), and the filesystem holds what it held before."""
+    root = inputs.variant("tiny-fs")
+    root.mkdir()
+    if not _tiny_filesystem_allowed(root):
+        pytest.skip("this machine does not allow mounting a tmpfs in a private mount namespace")
+    script = 'mount -t tmpfs -o size="$1" tmpfs "$2" && exec "$3" -c "$4" "$5"'
+    args = _child_args(inputs, stage, root)
+    command = ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", size, str(root)]
+    done = subprocess.run(
+        [*command, sys.executable, CHILD, args], env=_child_env(), capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, f"the child crashed ({done.returncode}): {done.stderr[-3000:]}"
+    result = json.loads(done.stdout.split("RESULT ", 1)[1])
+    assert "DiskFullError" in (result.get("bases") or []), result
+    assert str(root / "out") in result["message"] and "disk is full" in result["message"], result["message"]
+    assert result["after"] == result["before"], "the full filesystem was left holding something else"

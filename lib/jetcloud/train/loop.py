@@ -616,11 +616,15 @@ def _write_history(path: Path, history: Sequence[Mapping[str, float]]) -> None:
 
 
 def _save(path: Path, state: Mapping[str, Any]) -> None:
-    """Write a checkpoint atomically; a full disk is a :class:`~jetcloud.io.errors.DiskFullError` naming ``path``."""
+    """Write a checkpoint atomically; a full disk is a :class:`~jetcloud.io.errors.DiskFullError` naming ``path``.
+
+    Written through a Python file object: torch's own file writer loses the ``errno`` of a full disk (``RuntimeError:
+    ... unexpected pos``), Python's keeps it.
+    """
     from jetcloud.io.errors import disk_full_guard
 
-    with disk_full_guard(path), atomic_path(path) as tmp:
-        torch.save(dict(state), tmp)
+    with disk_full_guard(path), atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(dict(state), handle)
 
 
 def fit(
