@@ -1263,3 +1263,27 @@ def test_disk_full_on_a_tiny_filesystem(stage: str, size: str, inputs: Inputs) -
     assert "DiskFullError" in (result.get("bases") or []), result
     assert str(root / "out") in result["message"] and "disk is full" in result["message"], result["message"]
     assert result["after"] == result["before"], "the full filesystem was left holding something else"
+
+
+@pytest.mark.slow
+def test_notebook_09_without_runs_fails_and_writes_no_metrics(inputs: Inputs, tmp_path: Path) -> None:
+    """Notebook 09 (papermill) on a runs folder without a finished run: it stops with FileNotFoundError naming the
+    folder, writes no metrics and leaves the folder as it was (issue 15: zero runs is not an empty success)."""
+    pytest.importorskip("papermill")
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    from jetcloud import nbtools
+
+    root = inputs.out_root / "runs"
+    (root / "mlp@seed0").mkdir(parents=True)  # a run that never finished: no record.json
+    before = listing(inputs.out_root)
+    kernel = "jetcloud" if "jetcloud" in KernelSpecManager().find_kernel_specs() else "python3"
+    notebook = ROOT / "notebooks" / "09_compare_qg_models.ipynb"
+    command = [sys.executable, "-m", "papermill", str(notebook), str(tmp_path / "09.ipynb"), "-k", kernel]
+    command += ["--cwd", str(notebook.parent), "--no-progress-bar", "-p", "runs_dir", str(root)]
+    done = subprocess.run(command, env=_child_env(), capture_output=True, text=True, timeout=600)
+    log = done.stdout + done.stderr
+    assert done.returncode != 0, log[-3000:]
+    assert all(needle in log for needle in ("FileNotFoundError", "no finished runs", str(root))), log[-3000:]
+    assert not nbtools.metrics_path("09_compare_qg_models", "smoke").exists()
+    assert listing(inputs.out_root) == before
