@@ -8,6 +8,7 @@ user) rebuilds exactly the trained model and refuses a dataset it was not traine
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -634,7 +635,8 @@ def train_track_run(
 ) -> dict[str, Any]:
     """One training run of a track-conditioned ``model`` on ``fraction`` of the training split (notebook 03).
 
-    Seeds torch with ``settings["seed"]`` before building the model (identical weights for a seed), trains with
+    :func:`jetcloud.train.fit` builds the model after seeding with ``settings["seed"]`` (a factory: identical
+    initial weights for a seed, whatever the caller drew before), trains with
     the ``preset`` (checkpoint chosen on the validation sigma68 / median of the track energy), writes
     ``run.json`` (with ``n_train_samples``, ``seed``, ``fraction``), ``templates.json`` and
     ``predictions_{val,test}.npz`` of the best checkpoint. Returns ``{"fit", "model", "n_train_samples",
@@ -653,16 +655,16 @@ def train_track_run(
         "train": TrackInputs(data_dir, "train", templates, fraction_indices(len(full), fraction, seed)),
         **{s: TrackInputs(data_dir, s, templates) for s in ("val", "test")},
     }
-    torch.manual_seed(seed)
-    net = build_track_model(model, **options)
     config, loss_fn = training_setup(preset, meta, presets_file=presets_file, loss_options=loss_options, **settings)
     n_train = len(ds["train"])
     save_run(run_dir, model, options, meta, preset=preset, n_train_samples=n_train, seed=seed, fraction=fraction)
     templates.save(run_dir / "templates.json")
     select = track_selection_metric(ds["val"])
+    build = functools.partial(build_track_model, model, **options)  # built by fit after seeding with config.seed
     fit = train.fit(
-        net, ds["train"], ds["val"], loss_fn, config, run_dir, resume=resume, select_on=select, callbacks=callbacks
+        build, ds["train"], ds["val"], loss_fn, config, run_dir, resume=resume, select_on=select, callbacks=callbacks
     )
+    net = fit.model
     train.load_weights(net, run_dir / "best.pt")
     out: dict[str, Any] = {"fit": fit, "model": net.eval(), "n_train_samples": n_train}
     for split in ("val", "test"):

@@ -14,6 +14,7 @@ May import the floor and :mod:`jetcloud.atlas`, never :mod:`jetcloud.qg`.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,11 +178,11 @@ def train_run(
         options["tnet_size_factor"] = min(size_factor, 1.0)  # the report scales the T-Nets by 1 at factor 10
     meta = pointcloud.read_point_cloud_meta(data_path)
     datasets = {split: train.PointCloudDataset(data_path, split, target_key=target) for split in ("train", "val")}
-    net = jetpointnet.build_model(model, meta, **options)
+    build = functools.partial(jetpointnet.build_model, model, meta, **options)  # fit seeds, then builds it
     chosen = {key: value for key, value in {**settings, "seed": seed}.items() if value is not None}
     config, loss_fn = jetpointnet.training_setup(preset, meta, loss, **chosen)
     if int(os.environ.get("RANK", "0")) == 0:
         jetpointnet.save_run(run_dir, model, options, meta, target=target, preset=preset, loss=loss)
     val = datasets["val"] if len(datasets["val"]) else None
-    result = train.fit(net, datasets["train"], val, loss_fn, config, run_dir, resume=resume)
+    result = train.fit(build, datasets["train"], val, loss_fn, config, run_dir, resume=resume)
     return TrainRun(run_dir, result, {**chosen, "preset": preset})

@@ -4,7 +4,9 @@
 ...     write_everything()
 
 turns an ``OSError`` with ``errno.ENOSPC`` (or ``EDQUOT``) raised inside the block into :class:`DiskFullError`
-naming the output and saying that the disk is full; other errors pass unchanged.
+naming the output and saying that the disk is full, also when a library raised another error while handling it
+(pyarrow's ``RuntimeError: file metadata is only available after writer close``, torch's ``unexpected pos``);
+other errors pass unchanged.
 """
 
 from __future__ import annotations
@@ -37,12 +39,13 @@ def is_disk_full(err: BaseException) -> bool:
 
 @contextmanager
 def disk_full_guard(target: str | os.PathLike) -> Iterator[None]:
-    """Re-raise a full-disk ``OSError`` of the block as :class:`DiskFullError` naming ``target``."""
+    """Re-raise a full-disk ``OSError`` of the block (or an error raised while handling one) as
+    :class:`DiskFullError` naming ``target``."""
     try:
         yield
     except DiskFullError:
         raise
-    except OSError as err:
+    except Exception as err:
         if not is_disk_full(err):
             raise
         raise DiskFullError(

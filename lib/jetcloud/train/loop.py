@@ -32,7 +32,10 @@ writes files.
 
 **Reproducibility.** The shuffle order of epoch ``e`` is a function of ``(seed, e)`` only (``DistributedSampler``),
 the RNG states (torch, CUDA, numpy, Python) are checkpointed per rank, so an interrupted and resumed run gives the
-weights of an uninterrupted one.
+weights of an uninterrupted one. Given a model *factory* (a callable without arguments returning the module)
+instead of a module, :func:`fit` seeds ``random``, numpy and torch with ``config.seed`` and then builds the model,
+so its initial weights belong to the run too: the same seed gives the same weights whatever the caller drew from the
+global generators before (every rank builds the same model).
 """
 
 from __future__ import annotations
@@ -96,6 +99,8 @@ _HISTORY_LAST = ("lr", "epoch_s", "samples_per_s", "data_wait_frac")
 
 Metric = Callable[[Tensor, Tensor], Tensor]
 Callback = Callable[[int, Mapping[str, float]], None]
+#: What :func:`fit` accepts as its model: a module (its weights are the caller's) or a factory that builds one.
+ModelOrFactory = nn.Module | Callable[[], nn.Module]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -211,6 +216,7 @@ class FitResult:
     out_dir: Path
     start_epoch: int = 0
     checkpoints: dict[str, Path] = field(default_factory=dict)
+    model: nn.Module | None = field(default=None, repr=False)  # the trained module (unwrapped): last epoch's weights
 
     @property
     def epochs_done(self) -> int:
@@ -610,15 +616,19 @@ def _write_history(path: Path, history: Sequence[Mapping[str, float]]) -> None:
 
 
 def _save(path: Path, state: Mapping[str, Any]) -> None:
-    """Write a checkpoint atomically; a full disk is a :class:`~jetcloud.io.errors.DiskFullError` naming ``path``."""
+    """Write a checkpoint atomically; a full disk is a :class:`~jetcloud.io.errors.DiskFullError` naming ``path``.
+
+    Written through a Python file object: torch's own file writer loses the ``errno`` of a full disk (``RuntimeError:
+    ... unexpected pos``), Python's keeps it.
+    """
     from jetcloud.io.errors import disk_full_guard
 
-    with disk_full_guard(path), atomic_path(path) as tmp:
-        torch.save(dict(state), tmp)
+    with disk_full_guard(path), atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(dict(state), handle)
 
 
 def fit(
-    model: nn.Module,
+    model: ModelOrFactory,
     train_dataset: Dataset,
     val_dataset: Dataset | None,
     loss_fn: Callable[..., Tensor],
@@ -633,13 +643,15 @@ def fit(
     """Train ``model`` and return its :class:`FitResult` (see the module docstring for files and protocol).
 
     Seeding: ``config.seed`` seeds the shuffle order, dropout and every global generator (``random``, numpy,
-    torch) when training starts. ``model`` arrives already built, so its initial weights are the caller's: seed
-    before building it (``nbtools.seed_everything(seed)`` or ``torch.manual_seed(config.seed)``), as the
-    notebooks do in their first cell.
+    torch) when training starts, and the initial weights when ``model`` is a factory: ``fit`` seeds ``random``,
+    numpy and torch with ``config.seed`` (as ``nbtools.seed_everything``) and then calls it. A module passed in
+    arrives with the caller's weights (seed before building it).
 
     Args:
-        model: an ``nn.Module`` (moved to the device; wrapped in DDP under ``torchrun``). After ``fit`` it holds
-            the weights of the last epoch; :func:`load_weights` loads ``best.pt``.
+        model: an ``nn.Module``, or a factory ``fn() -> nn.Module`` (e.g. ``functools.partial(models.get_model,
+            "mlp", in_features=5)``) called after seeding. The module is moved to the device (wrapped in DDP under
+            ``torchrun``); after ``fit`` it holds the weights of the last epoch (``FitResult.model``);
+            :func:`load_weights` loads ``best.pt``.
         train_dataset, val_dataset: map-style datasets of dicts (``inputs``, ``target``, optional ``weight``);
             ``val_dataset`` may be None (early stopping and ``best.pt`` then use the training loss).
         loss_fn: ``loss_fn(pred, target)`` or, when batches carry a weight, ``loss_fn(pred, target, weight=w)``.
@@ -690,7 +702,7 @@ def _remove_if_empty(out_dir: Path, created: bool) -> None:
 
 
 def _fit(
-    model: nn.Module,
+    model: ModelOrFactory,
     train_dataset: Dataset,
     val_dataset: Dataset | None,
     loss_fn: Callable[..., Tensor],
@@ -704,17 +716,19 @@ def _fit(
 ) -> FitResult:
     """The body of :func:`fit` once the process group is set up.
 
-    Set up (:func:`_build_engine`), resume or start over (:func:`_resume_or_start`), build the loaders
-    (:func:`_make_loaders`), then per epoch: train (:func:`_train_epoch`), validate (:func:`_epoch_row`), track the
-    best loss and early stopping (:func:`_record_epoch`), write checkpoints and history (:func:`_save_epoch`), wait
-    for every rank, call the callbacks.
+    Build the model of a factory (:func:`_build_model`), set up (:func:`_build_engine`), resume or start over
+    (:func:`_resume_or_start`), build the loaders (:func:`_make_loaders`), then per epoch: train
+    (:func:`_train_epoch`), validate (:func:`_epoch_row`), track the best loss and early stopping
+    (:func:`_record_epoch`), write checkpoints and history (:func:`_save_epoch`), wait for every rank, call the
+    callbacks.
     """
-    engine = _build_engine(model, loss_fn, config, out_dir, ctx)
+    engine = _build_engine(_build_model(model, config.seed), loss_fn, config, out_dir, ctx)
     progress = _resume_or_start(engine, resume)
     result_kw = {
         "out_dir": out_dir,
         "start_epoch": progress.start_epoch,
         "checkpoints": {"last": engine.last_path, "best": engine.best_path} if config.checkpoint else {},
+        "model": engine.model,
     }
     if progress.start_epoch >= config.epochs or progress.stopped:
         stopped_note = ", stopped early" * progress.stopped
@@ -832,11 +846,29 @@ def _resume_or_start(engine: _Engine, resume: bool) -> _Progress:
     checkpoint = _resumable_checkpoint(engine, resume)
     if checkpoint is not None:
         return _restore(engine, checkpoint)
-    seed = engine.config.seed + engine.ctx.rank
+    _seed_globals(engine.config.seed + engine.ctx.rank)
+    return _Progress()
+
+
+def _seed_globals(seed: int) -> None:
+    """Seed ``random``, numpy's global state and torch (every device) with ``seed``, as ``nbtools.seed_everything``."""
     random.seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002
     torch.manual_seed(seed)
-    return _Progress()
+
+
+def _build_model(model: ModelOrFactory, seed: int) -> nn.Module:
+    """``model`` itself, or the module its factory builds after :func:`_seed_globals` with ``seed`` (the same on
+    every rank: identical initial weights for a seed, whatever the global generators held before)."""
+    if isinstance(model, nn.Module):
+        return model
+    if not callable(model):
+        raise TypeError(f"fit: model must be an nn.Module or a factory returning one, got {type(model).__name__}")
+    _seed_globals(seed)
+    built = model()
+    if not isinstance(built, nn.Module):
+        raise TypeError(f"fit: the model factory {model!r} returned {type(built).__name__}, not an nn.Module")
+    return built
 
 
 def _resumable_checkpoint(engine: _Engine, resume: bool) -> dict[str, Any] | None:
