@@ -113,3 +113,17 @@ def test_real_library_is_reproducible():
     assert np.array_equal(a.particles.e, b.particles.e) and np.array_equal(a.vertex_z, b.vertex_z)
     assert np.all(np.abs(a.particles.eta) < 3.2) and np.all(a.particles.index == -1)
     assert a.vertex_z.std() > 10.0  # the CMS beam spot (sigma_z 50 mm)
+
+
+def test_median_hits_goal():
+    report = {"track": ((50, 150), (90, 110)), "ECAL": ((100, 600), (200, 300)), "HCAL": ((100, 1000), (400, 600))}
+    n_hits = np.array([[40, 250, 500], [100, 260, 525], [120, 700, 1200]])
+    goal = qg.median_hits_goal(n_hits, report)
+    assert goal["median_hits"] == {"track": 100.0, "ecal": 260.0, "hcal": 525.0}
+    assert goal["median_hits_in_report_range"] == {"track": True, "ecal": True, "hcal": True}
+    assert goal["median_hits_in_report_peak"] == {"track": True, "ecal": True, "hcal": True}
+    goal = qg.median_hits_goal(np.array([[10, 150, 300]]), report)
+    assert goal["median_hits_in_report_range"] == {"track": False, "ecal": True, "hcal": True}
+    assert goal["median_hits_in_report_peak"] == {"track": False, "ecal": False, "hcal": False}
+    with pytest.raises(ValueError, match="n_hits"):
+        qg.median_hits_goal(np.zeros((0, 3)), report)

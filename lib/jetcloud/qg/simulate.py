@@ -20,6 +20,11 @@ docs/e2e-format.md):
 * Labels (MLAnalyzer ``has_dijet``): the two outgoing partons of the hard process (Pythia status -23) are each
   matched to the nearest selected jet within Delta R < 0.4; both must match, to two different jets, and both must
   be light quarks (|pdgId| <= 3, label 1) or both gluons (label 0). The leading matched jet is kept.
+* Pile-up: a Poisson(``pileup_mu`` = 20) number of minimum-bias collisions (8 TeV ``SoftQCD:inelastic``, same
+  tune and beam spot) on the events of the *kept* jets only, from a library of ``pileup_library_events`` events
+  generated once per chunk and reused with random phi rotations and eta reflections (:mod:`jetcloud.qg.pileup`).
+  Jets are clustered and selected on the hard collision alone (*approximation*: CMS jets are reconstructed with
+  pile-up, with charged-hadron subtraction and an offset correction).
 * Images: :mod:`jetcloud.qg.detector` (seeded on the HCAL tower; jets whose seed is not image-able are dropped).
 * File: :class:`jetcloud.qg.e2e.E2EWriter`; per class the first ``test_fraction`` of the jets (in chunk order)
   go to ``test_*``, the rest to ``train_*``, so both splits are balanced.
@@ -883,6 +888,32 @@ def hit_table(n_hits: np.ndarray, labels: np.ndarray) -> dict[str, dict[str, lis
             ch: [float(v) for v in np.percentile(h[:, i], [10, 50, 90])] if len(h) else [0.0, 0.0, 0.0]
             for i, ch in enumerate(("track", "ECAL", "HCAL"))
         }
+    return out
+
+
+def median_hits_goal(
+    n_hits: np.ndarray, report: Mapping[str, tuple[tuple[float, float], tuple[float, float]]]
+) -> dict[str, dict[str, Any]]:
+    """Median non-zero pixels per jet and channel over all jets, and whether each lies in the report's ranges.
+
+    ``n_hits`` is (n_jets, 3) (track, ECAL, HCAL); ``report`` maps the channel names ``track``, ``ECAL``,
+    ``HCAL`` to ((typical low, high), (peak low, high)) (:data:`jetcloud.qg.plots.REPORT_HITS`). Returns
+    ``median_hits``, ``median_hits_in_report_range`` and ``median_hits_in_report_peak``, keyed track, ecal, hcal.
+    """
+    n_hits = np.asarray(n_hits)
+    if n_hits.ndim != 2 or n_hits.shape[1] != 3 or len(n_hits) == 0:
+        raise ValueError(f"n_hits must be a non-empty (n_jets, 3) array, got shape {n_hits.shape}")
+    out: dict[str, dict[str, Any]] = {
+        "median_hits": {},
+        "median_hits_in_report_range": {},
+        "median_hits_in_report_peak": {},
+    }
+    for i, name in enumerate(("track", "ECAL", "HCAL")):
+        med = float(np.median(n_hits[:, i]))
+        (lo, hi), (plo, phi) = report[name]
+        out["median_hits"][name.lower()] = med
+        out["median_hits_in_report_range"][name.lower()] = bool(lo <= med <= hi)
+        out["median_hits_in_report_peak"][name.lower()] = bool(plo <= med <= phi)
     return out
 
 
