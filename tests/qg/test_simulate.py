@@ -337,7 +337,7 @@ def test_hit_table_and_class_means_split_by_label():
 @pytest.fixture(scope="module")
 def image_file(tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("qg") / "quark_gluon.h5"
-    cfg = qg.ImageConfig(n_quark=6, n_gluon=6, seed=11, chunk_jets=3, test_fraction=0.34)
+    cfg = qg.ImageConfig(n_quark=6, n_gluon=6, seed=11, chunk_jets=3, test_fraction=0.34, pileup_library_events=40)
     return out, qg.simulate_images(cfg, out, workers=1, progress=False, n_examples=2)
 
 
@@ -370,13 +370,13 @@ def test_hdf5_layout_and_dtypes(image_file):
 
 def test_images_are_deterministic_and_independent_of_workers(image_file, tmp_path):
     path, _ = image_file
-    cfg = qg.ImageConfig(n_quark=6, n_gluon=6, seed=11, chunk_jets=3, test_fraction=0.34)
+    cfg = qg.ImageConfig(n_quark=6, n_gluon=6, seed=11, chunk_jets=3, test_fraction=0.34, pileup_library_events=40)
     qg.simulate_images(cfg, tmp_path / "again.h5", workers=2, progress=False)
     with h5py.File(path, "r") as a, h5py.File(tmp_path / "again.h5", "r") as b:
         for key in e2e.KEYS:
             assert np.array_equal(a[key][:], b[key][:]), key
     assert _sha(path) == _sha(tmp_path / "again.h5")
-    other = qg.ImageConfig(n_quark=6, n_gluon=6, seed=12, chunk_jets=3, test_fraction=0.34)
+    other = qg.ImageConfig(n_quark=6, n_gluon=6, seed=12, chunk_jets=3, test_fraction=0.34, pileup_library_events=40)
     qg.simulate_images(other, tmp_path / "other.h5", workers=1, progress=False)
     with h5py.File(path, "r") as a, h5py.File(tmp_path / "other.h5", "r") as b:
         assert not np.array_equal(a["train_meta"][:], b["train_meta"][:])
@@ -427,6 +427,9 @@ def test_particle_level_npz_layout_and_determinism(tmp_path):
         {"n_quark": 0, "n_gluon": 0},
         {"n_quark": -3},
         {"test_fraction": 1.0},
+        {"pileup_mu": -1.0},
+        {"pileup_mu": float("nan")},
+        {"pileup_library_events": 0},
     ],
 )
 def test_impossible_image_configs(kwargs):
@@ -500,3 +503,14 @@ def test_layout_check_names_the_problem(tmp_path):
     np.savez(tmp_path / "x.npz", X=np.zeros((2, 3)), y=np.zeros(2))
     with pytest.raises(ValueError, match="X is"):
         energyflow.check_qg_npz(tmp_path / "x.npz")
+
+
+def test_pileup_adds_tracks_and_calorimeter_hits(image_file, tmp_path):
+    # the same seed without pile-up: far fewer tracks (soft pile-up tracks fill the window) and calorimeter hits
+    _, with_pu = image_file
+    cfg = qg.ImageConfig(n_quark=6, n_gluon=6, seed=11, chunk_jets=3, test_fraction=0.34, pileup_mu=0.0)
+    without = qg.simulate_images(cfg, tmp_path / "no_pu.h5", workers=1, progress=False)
+    h_pu, h_0 = with_pu["columns"]["n_hits"], without["columns"]["n_hits"]
+    assert np.median(h_pu[:, cms.TRACK]) > 2 * np.median(h_0[:, cms.TRACK])
+    assert np.median(h_pu[:, cms.ECAL]) > np.median(h_0[:, cms.ECAL])
+    assert with_pu["cpu_seconds"]["pileup"] > 0 and without["cpu_seconds"]["pileup"] == 0

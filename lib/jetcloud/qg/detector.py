@@ -34,9 +34,9 @@ instead an error-function **turn-on** in pT, 1/2 at ``track_turn_on_pt`` = 0.3 G
 JINST 9 (2014) P10009, approximate shapes). Resolution sigma(pT)/pT = 0.7% (+) 0.015% x pT[GeV], times
 (1 + 0.6 max(|eta| - 0.9, 0)) (ibid.: ~1% at 1-10 GeV and 1.5-2% at 100 GeV in the barrel). The track's pT is
 put in the crystal of its **vertex** eta and phi (its momentum direction at production, as the E2E producer
-fills tracks), not where it reaches the calorimeter: soft tracks sit up to ~0.6 rad (1 GeV) away from their
-calorimeter deposits in phi. Fake tracks and track merging are not simulated; two tracks in one crystal add
-their pT.
+fills tracks), not where it reaches the calorimeter: a charged particle's deposits are bent away from its
+track by Delta phi ~ 0.3 x 3.8 T x 1.29 m / (2 pT) in phi (0.3 rad at 2.5 GeV). Fake tracks and track merging
+are not simulated; two tracks in one crystal add their pT.
 
 ECAL (channel 1): PbWO4 crystals, 23 cm = 25.8 X0 = 1.13 lambda_I
 -----------------------------------------------------------------
