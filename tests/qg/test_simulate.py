@@ -134,20 +134,66 @@ def test_hcal_spreading_conserves_energy():
 
 
 def test_noise_and_zero_suppression_rates():
-    det = cms.CMSDetector(ecal_zs_gev=0.1, hcal_zs_gev=0.5)  # 2.5 sigma: enough noise hits to count
+    # low thresholds (2.5 sigma) so there are enough noise hits to count; jets in the barrel (seed tower 30)
+    det = cms.CMSDetector(ecal_zs_sigma=2.5, hcal_zs_et_gev=0.5)
     empty = cms.DetectorResponse(cms.Hits.empty(), cms.Hits.empty(), cms.Hits.empty())
     n = 400
     sparse = cms.jet_images(empty, np.arange(n), np.full(n, 30), np.full(n, 10), n, np.random.default_rng(3), det)
     counts = sparse.hit_counts()
     from scipy.special import ndtr
 
-    expect_ecal = 125 * 125 * ndtr(-det.ecal_zs_gev / det.ecal_noise_gev)
-    expect_hcal = 25 * 25 * ndtr(-det.hcal_zs_gev / det.hcal_noise_gev) * 25
+    # rows of the window: |eta| of the tower rows 18..42 (all barrel for the ECAL: |eta| < 1.1)
+    tower_eta = np.abs((np.arange(18, 43) + 0.5) * cms.TOWER_ETA - cms.ETA_EDGE)
+    expect_ecal = 125 * 125 * ndtr(-det.ecal_zs_sigma)
+    expect_hcal = 25 * np.sum(ndtr(-cms.hcal_threshold(tower_eta, det) / det.hcal_noise_gev)) * 25
     assert counts[:, cms.TRACK].sum() == 0
     assert counts[:, cms.ECAL].mean() == pytest.approx(expect_ecal, rel=0.05)
     assert counts[:, cms.HCAL].mean() == pytest.approx(expect_hcal, rel=0.1)
     img = sparse.dense(0, 5)
-    assert img[..., cms.ECAL][img[..., cms.ECAL] > 0].min() > det.ecal_zs_gev
+    assert img[..., cms.ECAL][img[..., cms.ECAL] > 0].min() > det.ecal_zs_sigma * det.ecal_noise_gev
+
+
+def test_zero_suppression_removes_sub_threshold_signal_and_noise():
+    # thresholds without noise: a crystal at 2 sigma (suppressed), one at 10 sigma (kept); one HCAL tower below,
+    # one above threshold
+    ecal = hits([0, 0], [170, 180], [200, 205], [0.08, 0.40])
+    hcal = hits([0, 0], [34, 36], [40, 41], [0.3, 5.0])
+    resp = cms.DetectorResponse(cms.Hits.empty(), ecal, hcal)
+    det = cms.CMSDetector(noise=False)
+    sparse = cms.jet_images(resp, np.array([0]), np.array([35]), np.array([40]), 1, np.random.default_rng(0), det)
+    assert list(sparse.hit_counts()[0]) == [0, 1, 25]  # sub-threshold crystal and tower removed
+    # noise alone: with realistic noise, every kept noise value passes the threshold of its row
+    det = cms.CMSDetector()
+    sparse = cms.jet_images(
+        cms.DetectorResponse(cms.Hits.empty(), cms.Hits.empty(), cms.Hits.empty()),
+        np.arange(50),
+        np.full(50, 35),
+        np.full(50, 40),
+        50,
+        np.random.default_rng(1),
+        det,
+    )
+    img = sparse.dense()
+    ecal_thr = det.ecal_zs_sigma * det.ecal_noise_gev  # window rows of seed tower 35: |eta| < 1.1 (barrel)
+    assert np.all(img[..., cms.ECAL][img[..., cms.ECAL] > 0] > ecal_thr)
+    assert sparse.hit_counts()[:, cms.ECAL].mean() < 40  # 3 sigma: 0.13% of 15,625 crystals, ~21
+    assert sparse.hit_counts()[:, cms.HCAL].sum() == 0  # 0.8 GeV E_T = 4 sigma or more: no noise-only tower here
+
+
+def test_selective_readout_reads_hot_regions_in_full():
+    # a 30 GeV crystal makes its trigger tower hot: the 3 x 3 trigger towers around it are read in full
+    ecal = hits([0], [177], [202], [30.0])
+    resp = cms.DetectorResponse(cms.Hits.empty(), ecal, cms.Hits.empty())
+    det = cms.CMSDetector()
+    sparse = cms.jet_images(resp, np.array([0]), np.array([35]), np.array([40]), 1, np.random.default_rng(2), det)
+    n_ecal = sparse.hit_counts()[0, cms.ECAL]
+    # 225 crystals read out in full: about half of the noise-only ones are > 0; plus ~21 noise hits elsewhere
+    assert 80 < n_ecal < 180
+    img = sparse.dense()[0, ..., cms.ECAL]
+    row, col = 177 - (5 * 35 - 60), 202 - (5 * 40 - 60)
+    block = img[(row // 5 - 1) * 5 : (row // 5 + 2) * 5, (col // 5 - 1) * 5 : (col // 5 + 2) * 5]
+    assert 0.3 < np.mean(block > 0) < 0.7
+    assert block.min() == 0 and 0 < img[img > 0].min() < det.ecal_noise_gev  # small positive values kept there
 
 
 # ---- detector physics ---------------------------------------------------------------------------------------
@@ -174,15 +220,51 @@ def test_single_particle_response():
     assert 0.4 < np.mean(pi["ecal"][0] > 0.5) < 0.8  # ~60% start showering in the ECAL
 
 
-def test_curlers_and_track_threshold():
+def test_curlers_and_tracks_down_to_low_pt():
     p = particles([211, 211, 211, 22], [0.5, 0.9, 5.0, 0.5], [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [1, 1, 1, 0])
     eta, phi, reached = cms.impact(p, 1290.0, 3150.0)
     assert list(reached) == [False, True, True, True]  # 0.5 GeV curls before the ECAL (pT < 0.735 GeV)
     assert abs(phi[1]) > abs(phi[2]) > 0 and phi[3] == pytest.approx(0.0)  # bending falls with pT
-    tracks = cms.reconstruct_tracks(
-        p, eta, phi, reached, np.random.default_rng(0), cms.CMSDetector(track_eff_central=1.0)
-    )
-    assert len(tracks) == 1 and tracks.value[0] == pytest.approx(5.0, rel=0.05)  # pT > 1 GeV only
+    tracks = cms.reconstruct_tracks(p, np.random.default_rng(0), cms.CMSDetector(track_eff_central=1.0))
+    # all three charged particles make tracks (no 1 GeV cut; 0.5 GeV is on the plateau of the turn-on), all at
+    # their common vertex direction, even the curler: one crystal with the summed pT
+    assert len(tracks) == 1 and tracks.value[0] == pytest.approx(0.5 + 0.9 + 5.0, rel=0.05)
+
+
+def test_track_turn_on():
+    det = cms.CMSDetector()
+    eff = cms.track_turn_on(np.array([0.05, 0.1, det.track_turn_on_pt, 0.6, 1.0, 10.0]), det)
+    assert eff[0] == 0.0 and eff[1] < 0.03  # below the floor, and well below the turn-on
+    assert eff[2] == pytest.approx(0.5)
+    assert np.all(eff[3:] > 0.99)  # plateau
+    # through the tracker: efficiency ~0 at 0.1 GeV, the plateau (track_efficiency) at 2 GeV
+    n = 4000
+    rng = np.random.default_rng(5)
+    for pt, lo, hi in ((0.12, 0.0, 0.06), (2.0, 0.90, 0.96)):
+        p = particles([211] * n, [pt] * n, [0.3] * n, rng.uniform(-3, 3, n), [1] * n, event=np.arange(n))
+        frac = len(cms.reconstruct_tracks(p, rng, det)) / n
+        assert lo <= frac <= hi, (pt, frac)
+
+
+def test_tracks_at_vertex_coordinates_calorimeter_at_impact():
+    # a 1 GeV pi+ bends by ~0.6 rad before the ECAL; its track stays at its vertex eta, phi; a photon hits the
+    # ECAL where it points
+    p = particles([211, 22, 211], [1.0, 20.0, 40.0], [0.50, 0.45, 0.40], [0.20, 0.40, 0.30], [1, 0, 1])
+    det = cms.CMSDetector(track_eff_central=1.0, noise=False)
+    response = cms.simulate_detector(p, np.random.default_rng(4), det)
+    ie, ip, _ = cms.crystal_index(np.array([0.50, 0.40]), np.array([0.20, 0.30]))
+    got = sorted(zip(response.tracks.ieta, response.tracks.iphi, strict=True))
+    assert got == sorted(zip(ie, ip, strict=True))
+    e_eta, e_phi, _ = cms.impact(p, det.ecal_radius_mm, det.ecal_endcap_z_mm, det)
+    assert abs(e_phi[0] - 0.20) > 0.3  # the charged pion bends: its ECAL impact is far from its track pixel
+    seed_eta, seed_phi, ok = cms.find_seeds(response.hcal, np.array([0]), np.array([0.4]), np.array([0.3]), 1)
+    img = cms.jet_images(response, np.array([0]), seed_eta, seed_phi, 1, np.random.default_rng(4), det).dense()[0]
+    c_eta, c_phi = 5 * seed_eta[0] - 60, 5 * seed_phi[0] - 60
+    trk = img[..., cms.TRACK]
+    assert trk[ie[0] - c_eta, (ip[0] - c_phi) % 360] == pytest.approx(1.0, rel=0.05)  # at the vertex direction
+    gi, gp, _ = cms.crystal_index(e_eta[1], e_phi[1])
+    ecal = img[..., cms.ECAL]
+    assert ecal[gi - c_eta, (gp - c_phi) % 360] > 0.6 * 20.0  # photon's core crystal at its impact point
 
 
 # ---- labels from parton matching ------------------------------------------------------------------------------
@@ -255,7 +337,7 @@ def test_hit_table_and_class_means_split_by_label():
 @pytest.fixture(scope="module")
 def image_file(tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("qg") / "quark_gluon.h5"
-    cfg = qg.ImageConfig(n_quark=6, n_gluon=6, seed=11, chunk_jets=3, test_fraction=0.34)
+    cfg = qg.ImageConfig(n_quark=6, n_gluon=6, seed=11, chunk_jets=3, test_fraction=0.34, pileup_library_events=40)
     return out, qg.simulate_images(cfg, out, workers=1, progress=False, n_examples=2)
 
 
@@ -288,13 +370,13 @@ def test_hdf5_layout_and_dtypes(image_file):
 
 def test_images_are_deterministic_and_independent_of_workers(image_file, tmp_path):
     path, _ = image_file
-    cfg = qg.ImageConfig(n_quark=6, n_gluon=6, seed=11, chunk_jets=3, test_fraction=0.34)
+    cfg = qg.ImageConfig(n_quark=6, n_gluon=6, seed=11, chunk_jets=3, test_fraction=0.34, pileup_library_events=40)
     qg.simulate_images(cfg, tmp_path / "again.h5", workers=2, progress=False)
     with h5py.File(path, "r") as a, h5py.File(tmp_path / "again.h5", "r") as b:
         for key in e2e.KEYS:
             assert np.array_equal(a[key][:], b[key][:]), key
     assert _sha(path) == _sha(tmp_path / "again.h5")
-    other = qg.ImageConfig(n_quark=6, n_gluon=6, seed=12, chunk_jets=3, test_fraction=0.34)
+    other = qg.ImageConfig(n_quark=6, n_gluon=6, seed=12, chunk_jets=3, test_fraction=0.34, pileup_library_events=40)
     qg.simulate_images(other, tmp_path / "other.h5", workers=1, progress=False)
     with h5py.File(path, "r") as a, h5py.File(tmp_path / "other.h5", "r") as b:
         assert not np.array_equal(a["train_meta"][:], b["train_meta"][:])
@@ -345,6 +427,9 @@ def test_particle_level_npz_layout_and_determinism(tmp_path):
         {"n_quark": 0, "n_gluon": 0},
         {"n_quark": -3},
         {"test_fraction": 1.0},
+        {"pileup_mu": -1.0},
+        {"pileup_mu": float("nan")},
+        {"pileup_library_events": 0},
     ],
 )
 def test_impossible_image_configs(kwargs):
@@ -418,3 +503,14 @@ def test_layout_check_names_the_problem(tmp_path):
     np.savez(tmp_path / "x.npz", X=np.zeros((2, 3)), y=np.zeros(2))
     with pytest.raises(ValueError, match="X is"):
         energyflow.check_qg_npz(tmp_path / "x.npz")
+
+
+def test_pileup_adds_tracks_and_calorimeter_hits(image_file, tmp_path):
+    # the same seed without pile-up: far fewer tracks (soft pile-up tracks fill the window) and calorimeter hits
+    _, with_pu = image_file
+    cfg = qg.ImageConfig(n_quark=6, n_gluon=6, seed=11, chunk_jets=3, test_fraction=0.34, pileup_mu=0.0)
+    without = qg.simulate_images(cfg, tmp_path / "no_pu.h5", workers=1, progress=False)
+    h_pu, h_0 = with_pu["columns"]["n_hits"], without["columns"]["n_hits"]
+    assert np.median(h_pu[:, cms.TRACK]) > 2 * np.median(h_0[:, cms.TRACK])
+    assert np.median(h_pu[:, cms.ECAL]) > np.median(h_0[:, cms.ECAL])
+    assert with_pu["cpu_seconds"]["pileup"] > 0 and without["cpu_seconds"]["pileup"] == 0

@@ -26,15 +26,17 @@ Geometry
 
 Tracks (channel 0)
 ------------------
-Charged particles with |eta| < 2.5, produced within r < 300 mm, pT > ``track_pt_min`` (default **1 GeV**,
-the threshold the brief asks for; CMS "generalTracks" reach 0.1 GeV, see the notebook for the effect on the
-hit counts). Efficiency 0.93 for |eta| < 1.2 falling linearly to 0.85 at |eta| = 2.5 for hadrons (nuclear
-interactions), 0.99 for muons, 0.90 for electrons (CMS tracking performance, JINST 9 (2014) P10009, approximate
-shapes). Resolution sigma(pT)/pT = 0.7% (+) 0.015% x pT[GeV], times (1 + 0.6 max(|eta| - 0.9, 0))
-(ibid.: ~1% at 1-10 GeV and 1.5-2% at 100 GeV in the barrel). The track's pT is put in the crystal where the
-helix crosses the ECAL front face (where its calorimeter deposit starts), so the track and calorimeter channels
-line up; tracks that curl before the ECAL (only with ``track_pt_min`` < 0.735 GeV) use their direction at the
-vertex. Fake tracks and track merging are not simulated; two tracks in one crystal add their pT.
+Charged particles with |eta| < 2.5, produced within r < 300 mm, of this collision and of the pile-up ones (the
+E2E producer fills every high-purity track of the event). No hard pT cut above ``track_pt_min`` = 0.1 GeV;
+instead an error-function **turn-on** in pT, 1/2 at ``track_turn_on_pt`` = 0.3 GeV with width 0.1 GeV (~2% at
+0.1 GeV, 98% at 0.5 GeV), times the plateau efficiency: 0.93 for |eta| < 1.2 falling linearly to 0.85 at
+|eta| = 2.5 for hadrons (nuclear interactions), 0.99 for muons, 0.90 for electrons (CMS tracking performance,
+JINST 9 (2014) P10009, approximate shapes). Resolution sigma(pT)/pT = 0.7% (+) 0.015% x pT[GeV], times
+(1 + 0.6 max(|eta| - 0.9, 0)) (ibid.: ~1% at 1-10 GeV and 1.5-2% at 100 GeV in the barrel). The track's pT is
+put in the crystal of its **vertex** eta and phi (its momentum direction at production, as the E2E producer
+fills tracks), not where it reaches the calorimeter: a charged particle's deposits are bent away from its
+track by Delta phi ~ 0.3 x 3.8 T x 1.29 m / (2 pT) in phi (0.3 rad at 2.5 GeV). Fake tracks and track merging
+are not simulated; two tracks in one crystal add their pT.
 
 ECAL (channel 1): PbWO4 crystals, 23 cm = 25.8 X0 = 1.13 lambda_I
 -----------------------------------------------------------------
@@ -58,10 +60,16 @@ ECAL (channel 1): PbWO4 crystals, 23 cm = 25.8 X0 = 1.13 lambda_I
   Hadronic energy is spread laterally as random spots (one per 0.2 GeV, at most 30) with the radial density
   r exp(-r/R), 60% core R = 15 mm and 40% halo R = 60 mm: wide and irregular, as hadron showers look in the
   crystals.
-* Energy scale: calibrated for electrons and photons (pions read low: non-compensation). Noise: Gaussian,
-  **40 MeV per crystal** (EB, 2012). Zero suppression: a crystal is kept when its energy exceeds
-  ``ecal_zs_gev`` (default 0.1 GeV, 2.5 sigma; a simplification of the CMS selective readout), so noise-only
-  crystals appear with probability 0.6% (about 100 per image).
+* Energy scale: calibrated for electrons and photons (pions read low: non-compensation).
+* Noise and readout: Gaussian noise in every crystal, **40 MeV** in the barrel (EB, 2012) and ``ecal_noise_ee_gev``
+  = **150 MeV** in the end-caps (|eta| > 1.479; approximate). As in the CMS **selective readout**, a trigger tower
+  (5 x 5 crystals, the HCAL tower footprint) whose signal E_T exceeds ``ecal_sr_et_gev`` makes the 3 x 3 trigger
+  towers around it *read out in full*: there every crystal keeps signal + noise and is in the image when > 0
+  (about half of the noise-only crystals, with small values, as the "tiny positive values" of the real file).
+  Elsewhere crystals are zero-suppressed at ``ecal_zs_sigma`` = 3 sigma of their noise (0.13% of noise-only
+  crystals, ~21 per image). *Approximation, tuned*: the E_T threshold (default 10 GeV) is chosen so that the
+  ECAL hit counts of jets with pile-up (mu = 20) reach the report's 200-300; it is not CMS's value, and the
+  real readout has a third (medium-interest) class.
 
 HCAL (channel 2): brass / scintillator, HB 5.82 lambda_I x cosh(eta) (at most 10 lambda_I)
 ---------------------------------------------------------------------------------------------
@@ -75,8 +83,10 @@ HCAL (channel 2): brass / scintillator, HB 5.82 lambda_I x cosh(eta) (at most 10
 * Muons: 0.25 GeV in the ECAL and 2 GeV x cosh(eta) in the HCAL (MIP), with 15% Gamma fluctuations.
   Neutrinos: nothing.
 * Energy scale: EM scale (electron response 1). Noise: Gaussian **0.2 GeV per tower**; zero suppression at
-  ``hcal_zs_gev`` (default **0.8 GeV**, the CMS particle-flow HB rechit threshold of Run 1; 4 sigma, so noise-only
-  towers are rare).
+  ``hcal_zs_et_gev`` = **0.8 GeV in E_T** (0.8 GeV x cosh(eta) in energy: the CMS particle-flow HB rechit
+  threshold of Run 1 at eta = 0, 4 sigma, so noise-only towers are rare). *Approximation, tuned*: a threshold in
+  E_T stands in for the higher noise and thresholds of HE; with a fixed 0.8 GeV in energy, pile-up hadrons
+  (E = pT cosh(eta)) fill ~40 towers per image at |eta| > 1, against the report's 16-24.
 
 Images
 ------
@@ -89,8 +99,10 @@ Images
   boundaries, so an image holds exactly 25 x 25 towers.
 * Channels: 0 track pT (GeV), 1 ECAL energy (GeV), 2 HCAL tower energy / 25 in each of the tower's 25 crystals.
   All values are >= 0; zero-suppressed pixels are exactly 0.
-* Noise in pixels without signal is drawn only where it passes zero suppression (binomial count, values from
-  the Gaussian tail), which is exact in distribution up to two noise hits falling in one pixel (merged).
+* Noise in zero-suppressed pixels without signal is drawn only where it passes zero suppression (binomial
+  count per row, values from the Gaussian tail), which is exact in distribution up to two noise hits falling in
+  one pixel (merged); crystals read out in full get their Gaussian value.
+* Pile-up (:mod:`jetcloud.qg.pileup`) enters as further particles of the event; it is simulated like them.
 """
 
 from __future__ import annotations
@@ -130,6 +142,7 @@ N_TOWER_PHI = 72
 N_CRYSTAL_ETA = N_TOWER_ETA * CRYSTALS_PER_TOWER  # 340
 N_CRYSTAL_PHI = N_TOWER_PHI * CRYSTALS_PER_TOWER  # 360
 ETA_EDGE = N_TOWER_ETA / 2 * TOWER_ETA  # 2.958: the grid covers |eta| < ETA_EDGE
+EB_ETA_MAX = 1.479  # ECAL barrel / end-cap boundary
 
 IMAGE_SIZE = 125
 SEED_PIXEL = 62  # the seed tower's centre crystal lands on pixel (62, 62)
@@ -154,7 +167,9 @@ class CMSDetector:
     hcal_radius_mm: float = 1900.0
     hcal_endcap_z_mm: float = 4000.0
     # tracks
-    track_pt_min: float = 1.0
+    track_pt_min: float = 0.1  # hard floor: below it no track is reconstructed
+    track_turn_on_pt: float = 0.3  # pT where the efficiency reaches half its plateau
+    track_turn_on_width: float = 0.1  # GeV, width of the error-function turn-on
     track_eta_max: float = 2.5
     track_max_vertex_r_mm: float = 300.0
     track_eff_central: float = 0.93
@@ -166,8 +181,10 @@ class CMSDetector:
     # ECAL
     ecal_stochastic: float = 0.028  # GeV^1/2
     ecal_constant: float = 0.003
-    ecal_noise_gev: float = 0.040
-    ecal_zs_gev: float = 0.10
+    ecal_noise_gev: float = 0.040  # per crystal, barrel
+    ecal_noise_ee_gev: float = 0.150  # per crystal, end-caps (|eta| > 1.479)
+    ecal_zs_sigma: float = 3.0  # zero suppression of low-interest crystals, in units of their noise
+    ecal_sr_et_gev: float = 10.0  # trigger-tower E_T above which the 3 x 3 towers around it are read in full
     ecal_depth_lambda: float = 1.13
     ecal_depth_x0: float = 25.8
     ecal_e_over_h: float = 2.4
@@ -189,7 +206,7 @@ class CMSDetector:
     hcal_max_depth_lambda: float = 10.0
     hcal_mip_gev: float = 2.0  # at eta = 0, grows as cosh(eta)
     hcal_noise_gev: float = 0.2
-    hcal_zs_gev: float = 0.8
+    hcal_zs_et_gev: float = 0.8  # tower threshold in E_T (energy threshold x cosh(eta))
     hcal_spot_gev: float = 1.0
     hcal_max_spots: int = 15
     hcal_core_fraction: float = 0.7
@@ -390,30 +407,28 @@ def track_pt_resolution(pt: np.ndarray, eta: np.ndarray, det: CMSDetector = CMSD
     return rel * (1.0 + 0.6 * np.clip(np.abs(np.asarray(eta)) - 0.9, 0.0, None))
 
 
-def reconstruct_tracks(
-    particles: Particles,
-    ecal_eta: np.ndarray,
-    ecal_phi: np.ndarray,
-    ecal_reached: np.ndarray,
-    rng: np.random.Generator,
-    det: CMSDetector = CMSDetector(),
-) -> Hits:
-    """Tracks as crystal hits: reconstructed pT in the crystal of the ECAL impact point (module docstring)."""
+def track_turn_on(pt: np.ndarray, det: CMSDetector = CMSDetector()) -> np.ndarray:
+    """Low-pT efficiency factor: an error-function turn-on, 1/2 at ``track_turn_on_pt``, 0 below ``track_pt_min``."""
+    pt = np.asarray(pt, np.float64)
+    width = max(det.track_turn_on_width, 1e-9)
+    return np.where(pt > det.track_pt_min, ndtr((pt - det.track_turn_on_pt) / width), 0.0)
+
+
+def reconstruct_tracks(particles: Particles, rng: np.random.Generator, det: CMSDetector = CMSDetector()) -> Hits:
+    """Tracks as crystal hits: reconstructed pT in the crystal of the track's vertex eta, phi (module docstring)."""
     charged = np.asarray(particles.charge) != 0
     r_vtx = np.hypot(particles.vx, particles.vy)
     cand = charged & (particles.pt > det.track_pt_min) & (np.abs(particles.eta) < det.track_eta_max)
     cand &= r_vtx < det.track_max_vertex_r_mm
     idx = np.flatnonzero(cand)
-    eff = track_efficiency(particles.eta[idx], particles.pdg[idx], det)
+    eff = track_efficiency(particles.eta[idx], particles.pdg[idx], det) * track_turn_on(particles.pt[idx], det)
     idx = idx[rng.random(len(idx)) < eff]
     pt = particles.pt[idx]
     res = track_pt_resolution(pt, particles.eta[idx], det)
     # Gaussian in q/pT (the measured quantity), as for real trackers
     inv = (1.0 / pt) * (1.0 + res * rng.standard_normal(len(idx)))
     pt_reco = 1.0 / np.maximum(inv, 1e-6)
-    eta = np.where(ecal_reached[idx], ecal_eta[idx], particles.eta[idx])
-    phi = np.where(ecal_reached[idx], ecal_phi[idx], particles.phi[idx])
-    ie, ip, inside = crystal_index(eta, phi)
+    ie, ip, inside = crystal_index(particles.eta[idx], particles.phi[idx])
     return Hits.summed(particles.event[idx][inside], ie[inside], ip[inside], pt_reco[inside], N_CRYSTAL_PHI)
 
 
@@ -676,8 +691,8 @@ def simulate_detector(
     particles: Particles, rng: np.random.Generator, det: CMSDetector = CMSDetector()
 ) -> DetectorResponse:
     """Tracks, ECAL and HCAL of all particles of a chunk of events (noise and zero suppression come per image)."""
-    ecal, hcal, (e_eta, e_phi, e_ok) = calorimeter_hits(particles, rng, det)
-    tracks = reconstruct_tracks(particles, e_eta, e_phi, e_ok, rng, det)
+    ecal, hcal, _ = calorimeter_hits(particles, rng, det)
+    tracks = reconstruct_tracks(particles, rng, det)
     return DetectorResponse(tracks, ecal, hcal)
 
 
@@ -728,34 +743,93 @@ def _to_window(
     return jet[inside], row[inside] * size + col[inside], hits.value[m][inside]
 
 
+def _row_eta(origin_eta: np.ndarray, size: int, cell_eta: float) -> np.ndarray:
+    """|eta| of the centre of every window row, (n_jets, size), for windows starting at grid row ``origin_eta``."""
+    rows = origin_eta[:, None] + np.arange(size)[None, :]
+    return np.abs((rows + 0.5) * cell_eta - ETA_EDGE)
+
+
+def ecal_noise_sigma(abs_eta: np.ndarray, det: CMSDetector = CMSDetector()) -> np.ndarray:
+    """Per-crystal noise (GeV): ``ecal_noise_gev`` in the barrel, ``ecal_noise_ee_gev`` beyond |eta| 1.479."""
+    return np.where(np.asarray(abs_eta) < EB_ETA_MAX, det.ecal_noise_gev, det.ecal_noise_ee_gev)
+
+
+def hcal_threshold(abs_eta: np.ndarray, det: CMSDetector = CMSDetector()) -> np.ndarray:
+    """Per-tower zero-suppression threshold in energy (GeV): ``hcal_zs_et_gev`` x cosh(eta)."""
+    return det.hcal_zs_et_gev * np.cosh(np.asarray(abs_eta))
+
+
+def selective_readout(
+    jet: np.ndarray, pos: np.ndarray, value: np.ndarray, abs_eta: np.ndarray, n_jets: int, det: CMSDetector
+) -> np.ndarray:
+    """ECAL crystals read out in full, (n_jets, 125 * 125) bool: the 3 x 3 trigger towers around every trigger
+    tower (5 x 5 crystals) whose signal E_T exceeds ``ecal_sr_et_gev`` (module docstring).
+
+    ``abs_eta`` is the |eta| of every window row (:func:`_row_eta`), (n_jets, 125).
+    """
+    row, col = np.divmod(pos, IMAGE_SIZE)
+    et = value / np.cosh(abs_eta[jet, row])
+    tt = np.zeros((n_jets, IMAGE_TOWERS + 2, IMAGE_TOWERS + 2))
+    np.add.at(tt, (jet, row // CRYSTALS_PER_TOWER + 1, col // CRYSTALS_PER_TOWER + 1), et)
+    hot = tt > det.ecal_sr_et_gev
+    full = np.zeros_like(hot)
+    for dr in (-1, 0, 1):
+        for dc in (-1, 0, 1):
+            full[:, 1:-1, 1:-1] |= hot[:, 1 + dr : IMAGE_TOWERS + 1 + dr, 1 + dc : IMAGE_TOWERS + 1 + dc]
+    full = full[:, 1:-1, 1:-1]
+    k = CRYSTALS_PER_TOWER
+    return np.repeat(np.repeat(full, k, axis=1), k, axis=2).reshape(n_jets, _N_PIX)
+
+
 def _add_noise(
     jet: np.ndarray,
     pos: np.ndarray,
     value: np.ndarray,
-    n_jets: int,
-    n_pos: int,
-    sigma: float,
-    zs: float,
+    n_cols: int,
+    sigma: np.ndarray,
+    threshold: np.ndarray,
     rng: np.random.Generator,
+    full: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Gaussian noise on signal cells, noise-only cells above ``zs`` sampled directly; zero suppression."""
+    """Gaussian noise in every cell of the windows and zero suppression (module docstring).
+
+    ``sigma`` and ``threshold`` (GeV) are per jet and window row, (n_jets, n_rows); a cell is kept when its
+    value exceeds the threshold, or is > 0 where ``full`` (n_jets, n_rows * n_cols) marks it as read out in full.
+    Noise-only cells above threshold are sampled directly (binomial count per row, values from the Gaussian
+    tail); noise-only cells read out in full get their Gaussian value. ``sigma`` = 0 turns noise off.
+    """
+    n_jets, n_rows = sigma.shape
+    n_pos = n_rows * n_cols
     uniq, val = group_sum(jet * n_pos + pos, value)
-    if sigma > 0:
-        val = val + sigma * rng.standard_normal(len(val))
-        p = float(ndtr(-zs / sigma))  # probability that pure noise passes zero suppression
-        k = rng.binomial(n_pos, p, n_jets)
-        nj = np.repeat(np.arange(n_jets, dtype=np.int64), k)
-        npos = rng.integers(0, n_pos, len(nj))
-        u = rng.random(len(nj))
-        nval = sigma * ndtri(1.0 - p * (1.0 - u))  # Gaussian tail above zs (u in [0, 1) -> value >= zs)
-        nkey = nj * n_pos + npos
-        nkey, first = np.unique(nkey, return_index=True)
-        fresh = ~np.isin(nkey, uniq, assume_unique=True)  # cells with signal already carry their noise
-        uniq = np.concatenate([uniq, nkey[fresh]])
-        val = np.concatenate([val, nval[first][fresh]])
-    keep = val > zs
-    key = uniq[keep]
-    return key // n_pos, key % n_pos, val[keep]
+    j, p = np.divmod(uniq, n_pos)
+    r = p // n_cols
+    val = val + sigma[j, r] * rng.standard_normal(len(val))
+    in_full = full[j, p] if full is not None else np.zeros(len(val), bool)
+    keep = np.where(in_full, val > 0, val > threshold[j, r])
+    keys, vals = [uniq[keep]], [val[keep]]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tail = np.where(sigma > 0, ndtr(-threshold / np.where(sigma > 0, sigma, 1.0)), 0.0)
+    k = rng.binomial(n_cols, tail.reshape(-1))  # per (jet, row)
+    cell = np.repeat(np.arange(n_jets * n_rows, dtype=np.int64), k)
+    nj, nr = np.divmod(cell, n_rows)
+    npos = nr * n_cols + rng.integers(0, n_cols, len(cell))
+    t = tail[nj, nr]
+    nval = sigma[nj, nr] * ndtri(1.0 - t * (1.0 - rng.random(len(cell))))  # Gaussian tail above threshold
+    nkey, first = np.unique(nj * n_pos + npos, return_index=True)
+    fresh = ~np.isin(nkey, uniq, assume_unique=True)  # cells with signal already carry their noise
+    if full is not None:
+        fresh &= ~full.reshape(-1)[nkey]  # cells read out in full get their noise below
+    keys.append(nkey[fresh])
+    vals.append(nval[first][fresh])
+    if full is not None and np.any(sigma > 0):
+        fkey = np.flatnonzero(full.reshape(-1))
+        fkey = fkey[~np.isin(fkey, uniq, assume_unique=True)]
+        fj, fp = np.divmod(fkey, n_pos)
+        fval = sigma[fj, fp // n_cols] * rng.standard_normal(len(fkey))
+        keys.append(fkey[fval > 0])
+        vals.append(fval[fval > 0])
+    key = np.concatenate(keys)
+    return key // n_pos, key % n_pos, np.concatenate(vals)
 
 
 def jet_images(
@@ -769,8 +843,9 @@ def jet_images(
 ) -> SparseImages:
     """125 x 125 x 3 images (sparse) of jets with seeds (:func:`find_seeds`); one jet per event at most.
 
-    Adds calorimeter noise and zero suppression (``det.noise``), spreads every HCAL tower over its 5 x 5
-    crystals at E/25, and puts pixel (62, 62) on the seed tower's centre crystal (module docstring).
+    Adds calorimeter noise, the ECAL selective readout and zero suppression (``det.noise`` = False: thresholds
+    without noise), spreads every HCAL tower over its 5 x 5 crystals at E/25, and puts pixel (62, 62) on the
+    seed tower's centre crystal (module docstring).
     """
     jet_event = np.asarray(jet_event, np.int64)
     n_jets = len(jet_event)
@@ -782,20 +857,24 @@ def jet_images(
     c_phi = seed_phi * CRYSTALS_PER_TOWER - _CROP_OFFSET
     t_eta = seed_eta - IMAGE_TOWERS // 2
     t_phi = seed_phi - IMAGE_TOWERS // 2
+    on = 1.0 if det.noise else 0.0
     parts = []
     # tracks: no noise
     j, pos, val = _to_window(response.tracks, event_to_jet, c_eta, c_phi, IMAGE_SIZE, N_CRYSTAL_PHI)
     uniq, sums = group_sum(j * _N_PIX + pos, val)
     parts.append((uniq // _N_PIX, uniq % _N_PIX, TRACK, sums))
-    # ECAL crystals
+    # ECAL crystals: selective readout, noise, zero suppression in the low-interest regions
     j, pos, val = _to_window(response.ecal, event_to_jet, c_eta, c_phi, IMAGE_SIZE, N_CRYSTAL_PHI)
-    sigma = det.ecal_noise_gev if det.noise else 0.0
-    j, pos, val = _add_noise(j, pos, val, n_jets, _N_PIX, sigma, det.ecal_zs_gev, rng)
+    a_eta = _row_eta(c_eta, IMAGE_SIZE, CRYSTAL_ETA)
+    sigma = ecal_noise_sigma(a_eta, det)
+    full = selective_readout(j, pos, val, a_eta, n_jets, det)
+    j, pos, val = _add_noise(j, pos, val, IMAGE_SIZE, on * sigma, det.ecal_zs_sigma * sigma, rng, full)
     parts.append((j, pos, ECAL, val))
     # HCAL towers, then 5 x 5 crystals each at E / 25
     j, pos, val = _to_window(response.hcal, event_to_jet, t_eta, t_phi, IMAGE_TOWERS, N_TOWER_PHI)
-    sigma = det.hcal_noise_gev if det.noise else 0.0
-    j, pos, val = _add_noise(j, pos, val, n_jets, IMAGE_TOWERS * IMAGE_TOWERS, sigma, det.hcal_zs_gev, rng)
+    a_eta = _row_eta(t_eta, IMAGE_TOWERS, TOWER_ETA)
+    sigma = np.full(a_eta.shape, on * det.hcal_noise_gev)
+    j, pos, val = _add_noise(j, pos, val, IMAGE_TOWERS, sigma, hcal_threshold(a_eta, det), rng)
     tr, tc = np.divmod(pos, IMAGE_TOWERS)
     d = np.arange(CRYSTALS_PER_TOWER)
     rows = (tr[:, None, None] * CRYSTALS_PER_TOWER + d[None, :, None]) * IMAGE_SIZE

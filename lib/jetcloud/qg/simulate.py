@@ -20,6 +20,11 @@ docs/e2e-format.md):
 * Labels (MLAnalyzer ``has_dijet``): the two outgoing partons of the hard process (Pythia status -23) are each
   matched to the nearest selected jet within Delta R < 0.4; both must match, to two different jets, and both must
   be light quarks (|pdgId| <= 3, label 1) or both gluons (label 0). The leading matched jet is kept.
+* Pile-up: a Poisson(``pileup_mu`` = 20) number of minimum-bias collisions (8 TeV ``SoftQCD:inelastic``, same
+  tune and beam spot) on the events of the *kept* jets only, from a library of ``pileup_library_events`` events
+  generated once per chunk and reused with random phi rotations and eta reflections (:mod:`jetcloud.qg.pileup`).
+  Jets are clustered and selected on the hard collision alone (*approximation*: CMS jets are reconstructed with
+  pile-up, with charged-hadron subtraction and an offset correction).
 * Images: :mod:`jetcloud.qg.detector` (seeded on the HCAL tower; jets whose seed is not image-able are dropped).
 * File: :class:`jetcloud.qg.e2e.E2EWriter`; per class the first ``test_fraction`` of the jets (in chunk order)
   go to ``test_*``, the rest to ``train_*``, so both splits are balanced.
@@ -54,10 +59,11 @@ from jetcloud.io.manifest import write_manifest
 from jetcloud.kinematics import delta_phi, delta_r
 from jetcloud.parallel import default_workers, map_chunks
 from jetcloud.qg import detector as cms
+from jetcloud.qg import pileup
 from jetcloud.qg.e2e import E2EWriter, check_output
 from jetcloud.qg.energyflow import write_qg_npz
 from jetcloud.sim.particles import Particles
-from jetcloud.sim.pythia import chunk_seed, final_state, make_pythia
+from jetcloud.sim.pythia import MAX_PYTHIA_SEED, chunk_seed, final_state, make_pythia
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +123,9 @@ class ImageConfig:
     chunk_jets: int = 250  # jets per class per chunk
     give_up_after: int = 2000  # events of one stream without any selected jet -> NoJetsError
     detector: cms.CMSDetector = field(default_factory=cms.CMSDetector)
+    pileup_mu: float = 20.0  # mean in-time pile-up collisions per kept jet's event (CMS 2012); 0: none
+    pileup_library_events: int = 1000  # minimum-bias events generated per chunk and reused (jetcloud.qg.pileup)
+    pileup_sigma_z_mm: float = 50.0  # beam spot length: z spread of the pile-up vertices
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pt_hat", tuple(float(x) for x in self.pt_hat))
@@ -132,6 +141,16 @@ class ImageConfig:
             raise ValueError(f"jet_pt_min {self.jet_pt_min} GeV is beyond the kinematic limit sqrt_s/2")
         if not 0 <= self.test_fraction < 1:
             raise ValueError(f"test_fraction must be in [0, 1), got {self.test_fraction}")
+        if not (math.isfinite(self.pileup_mu) and self.pileup_mu >= 0):
+            raise ValueError(f"pileup_mu must be finite and >= 0, got {self.pileup_mu}")
+        if isinstance(self.pileup_library_events, bool) or not isinstance(self.pileup_library_events, int):
+            raise ValueError(f"pileup_library_events must be an integer, got {self.pileup_library_events!r}")
+        if self.pileup_library_events < 1 or self.pileup_sigma_z_mm < 0:
+            raise ValueError("pileup_library_events must be >= 1 and pileup_sigma_z_mm >= 0")
+
+    def minbias_settings(self) -> tuple[str, ...]:
+        """Pythia settings (on top of ``SoftQCD:inelastic``) of the pile-up library: same energy, tune, beam spot."""
+        return (f"Beams:eCM = {self.sqrt_s}", *CMS_TUNE)
 
     def settings(self, label: int) -> tuple[str, ...]:
         """Pythia settings of the quark (``label=1``) or gluon (0) stream."""
@@ -457,7 +476,32 @@ def _describe(cfg: ImageConfig | ParticleConfig) -> str:
     )
 
 
+def _near_jet(p: Particles, jet_eta: np.ndarray, jet_phi: np.ndarray) -> Particles:
+    """Particles (``event`` = jet row) near their jet: |delta eta| < 1.6 and |delta phi| < 1.6, soft charged
+    particles (pT < 3 GeV) at any phi (they bend into the window)."""
+    soft_charged = (p.charge != 0) & (p.pt < 3.0)
+    near = (np.abs(p.eta - jet_eta[p.event]) < 1.6) & (
+        (np.abs(delta_phi(p.phi, jet_phi[p.event])) < 1.6) | soft_charged
+    )
+    return p.select(near)
+
+
+def _pileup_particles(
+    cfg: ImageConfig, state: dict[str, Any], n_jets: int, rng: np.random.Generator, timers: dict[str, float]
+) -> Particles:
+    """Pile-up for ``n_jets`` kept jets (``event`` = jet row); the chunk's library is made on first use."""
+    t0 = time.perf_counter()
+    if "library" not in state:  # one library per chunk, seeded from the first stream that needs it
+        seed = int(rng.integers(1, MAX_PYTHIA_SEED + 1))
+        state["library"] = pileup.generate_library(cfg.pileup_library_events, seed, cfg.minbias_settings())
+    pu = pileup.overlay(state["library"], n_jets, cfg.pileup_mu, rng, cfg.pileup_sigma_z_mm)
+    timers["pileup"] = timers.get("pileup", 0.0) + time.perf_counter() - t0
+    return pu.particles
+
+
 def _image_batch(cfg: ImageConfig):
+    state: dict[str, Any] = {}
+
     def process(batch: ak.Array, label: int, rng: np.random.Generator, need: int, timers: dict[str, float]) -> dict:
         t0 = time.perf_counter()
         n_ev = len(batch)
@@ -471,24 +515,21 @@ def _image_batch(cfg: ImageConfig):
         timers["jets"] += time.perf_counter() - t0
         if len(kept) == 0:
             return {"n": 0}
-        t0 = time.perf_counter()
         ev = jets.event[kept]
-        # particles of the kept events near the jet (charged soft particles anywhere in phi: they bend)
+        j_eta, j_phi = jets.eta[kept], jets.phi[kept]
+        parts = []
+        if cfg.pileup_mu > 0:  # overlaid on the kept jets' events only
+            parts.append(_near_jet(_pileup_particles(cfg, state, len(ev), rng, timers), j_eta, j_phi))
+        t0 = time.perf_counter()
         lookup = np.full(n_ev, -1, np.int64)
         lookup[ev] = np.arange(len(ev))
-        jrow = lookup[particles.event]
-        m = jrow >= 0
-        near = np.zeros(len(particles), bool)
-        jr = jrow[m]
-        soft_charged = (particles.charge[m] != 0) & (particles.pt[m] < 3.0)
-        near[m] = (np.abs(particles.eta[m] - jets.eta[kept][jr]) < 1.6) & (
-            (np.abs(delta_phi(particles.phi[m], jets.phi[kept][jr])) < 1.6) | soft_charged
-        )
-        sub = particles.select(near)
+        sub = particles.select(lookup[particles.event] >= 0)
         sub.event = lookup[sub.event]
+        sub = Particles.concatenate([_near_jet(sub, j_eta, j_phi), *parts])
+        sub = sub.select(np.argsort(sub.event, kind="stable"))
         response = cms.simulate_detector(sub, rng, cfg.detector)
         local = np.arange(len(ev))
-        seed_eta, seed_phi, ok = cms.find_seeds(response.hcal, local, jets.eta[kept], jets.phi[kept], len(ev))
+        seed_eta, seed_phi, ok = cms.find_seeds(response.hcal, local, j_eta, j_phi, len(ev))
         images = cms.jet_images(response, local[ok], seed_eta[ok], seed_phi[ok], len(ev), rng, cfg.detector)
         rows = kept[ok][:need]
         images = images.select(np.arange(len(rows)))
@@ -673,7 +714,14 @@ class _ImageTally:
     examples: dict[int, list[np.ndarray]] = field(default_factory=lambda: {QUARK: [], GLUON: []})
     n_events: dict[int, int] = field(default_factory=lambda: {QUARK: 0, GLUON: 0})
     seconds: dict[str, float] = field(
-        default_factory=lambda: {"pythia": 0.0, "jets": 0.0, "detector": 0.0, "chunks": 0.0, "write": 0.0}
+        default_factory=lambda: {
+            "pythia": 0.0,
+            "jets": 0.0,
+            "detector": 0.0,
+            "pileup": 0.0,
+            "chunks": 0.0,
+            "write": 0.0,
+        }
     )
 
 
@@ -717,8 +765,8 @@ def _tally_chunk(
     tally.columns["split"].append(is_test.astype(np.int64))
     for c in (QUARK, GLUON):
         tally.n_events[c] += res.n_events.get(c, 0)
-    for k in ("pythia", "jets", "detector"):
-        tally.seconds[k] += res.seconds[k]
+    for k in ("pythia", "jets", "detector", "pileup"):
+        tally.seconds[k] += res.seconds.get(k, 0.0)
     tally.seconds["chunks"] += res.seconds["total"]
 
 
@@ -840,6 +888,32 @@ def hit_table(n_hits: np.ndarray, labels: np.ndarray) -> dict[str, dict[str, lis
             ch: [float(v) for v in np.percentile(h[:, i], [10, 50, 90])] if len(h) else [0.0, 0.0, 0.0]
             for i, ch in enumerate(("track", "ECAL", "HCAL"))
         }
+    return out
+
+
+def median_hits_goal(
+    n_hits: np.ndarray, report: Mapping[str, tuple[tuple[float, float], tuple[float, float]]]
+) -> dict[str, dict[str, Any]]:
+    """Median non-zero pixels per jet and channel over all jets, and whether each lies in the report's ranges.
+
+    ``n_hits`` is (n_jets, 3) (track, ECAL, HCAL); ``report`` maps the channel names ``track``, ``ECAL``,
+    ``HCAL`` to ((typical low, high), (peak low, high)) (:data:`jetcloud.qg.plots.REPORT_HITS`). Returns
+    ``median_hits``, ``median_hits_in_report_range`` and ``median_hits_in_report_peak``, keyed track, ecal, hcal.
+    """
+    n_hits = np.asarray(n_hits)
+    if n_hits.ndim != 2 or n_hits.shape[1] != 3 or len(n_hits) == 0:
+        raise ValueError(f"n_hits must be a non-empty (n_jets, 3) array, got shape {n_hits.shape}")
+    out: dict[str, dict[str, Any]] = {
+        "median_hits": {},
+        "median_hits_in_report_range": {},
+        "median_hits_in_report_peak": {},
+    }
+    for i, name in enumerate(("track", "ECAL", "HCAL")):
+        med = float(np.median(n_hits[:, i]))
+        (lo, hi), (plo, phi) = report[name]
+        out["median_hits"][name.lower()] = med
+        out["median_hits_in_report_range"][name.lower()] = bool(lo <= med <= hi)
+        out["median_hits_in_report_peak"][name.lower()] = bool(plo <= med <= phi)
     return out
 
 
