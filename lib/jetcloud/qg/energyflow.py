@@ -35,6 +35,23 @@ N_FEATURES = 4
 FEATURES = ("pt", "y", "phi", "pid")
 BLOCK_JETS = 4096
 
+#: |PDG id| of the particles in EnergyFlow's quark/gluon files: the keys of its pid map
+#: (``energyflow.utils.particle_utils.PID2FLOAT_MAP``): photons, charged pions, charged kaons, K0L, neutrons,
+#: protons, electrons, muons (and their antiparticles). Pythia 8's default decays (``ParticleDecays:limitTau0 =
+#: off``: everything with c tau0 < 1 m decays) leave exactly these, neutrinos aside.
+STABLE_PIDS: tuple[int, ...] = (22, 211, 321, 130, 2112, 2212, 11, 13)
+#: Hadrons with 10 mm < c tau0 < 1 m: stable in the CMS / ATLAS generator records (``tau0Max = 10 mm``, the
+#: image set) but decayed in EnergyFlow's set and in jetcloud's particle-level set (|PDG id| -> name).
+DECAYED_HADRONS: dict[int, str] = {
+    310: "K0S",
+    3122: "Lambda",
+    3112: "Sigma-",
+    3222: "Sigma+",
+    3312: "Xi-",
+    3322: "Xi0",
+    3334: "Omega-",
+}
+
 
 def write_qg_npz(
     path: str | os.PathLike,
@@ -139,3 +156,31 @@ def read_qg_npz(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
 def multiplicity(x: np.ndarray) -> np.ndarray:
     """Particles per jet of a padded ``X`` (rows with pT > 0)."""
     return np.count_nonzero(np.asarray(x)[..., 0] > 0, axis=1)
+
+
+#: Display names of the species in :data:`STABLE_PIDS` (particles and antiparticles together).
+SPECIES: dict[int, str] = {
+    22: "photon",
+    211: "pi+-",
+    321: "K+-",
+    130: "K0L",
+    2112: "n",
+    2212: "p",
+    11: "e+-",
+    13: "mu+-",
+}
+
+
+def pid_composition(x: np.ndarray, labels: np.ndarray) -> dict[str, dict[str, float]]:
+    """Per class (``quark``, ``gluon``) the fraction of the particles of each species of :data:`SPECIES`, plus
+    ``other`` (any |PDG id| outside EnergyFlow's map; 0 for jetcloud's set), from a padded ``X`` and labels."""
+    x, labels = np.asarray(x), np.asarray(labels)
+    out = {}
+    for value, cls in ((1, "quark"), (0, "gluon")):
+        sel = x[labels == value]
+        pid = np.abs(sel[..., 3][sel[..., 0] > 0]).astype(np.int64)
+        n = max(len(pid), 1)
+        row = {name: float(np.sum(pid == code)) / n for code, name in SPECIES.items()}
+        row["other"] = float(np.sum(~np.isin(pid, list(SPECIES)))) / n
+        out[cls] = row
+    return out

@@ -309,3 +309,62 @@ def detector_response(scan: Mapping[str, Mapping[str, np.ndarray]]) -> plt.Figur
     axes[1].set_ylabel(r"$\sigma / \langle E \rangle$")
     axes[1].set_yscale("log")
     return fig
+
+
+def pt_hat_window(study: Mapping) -> plt.Figure:
+    """Leading-jet pT spectra of the reference and the chosen pT-hat window and their ratio, per class.
+
+    ``study``: the result of :func:`jetcloud.qg.particle_level.pt_hat_window_study`. Spectrum errors are
+    Poisson; the window's jets are a subset of the reference's, so the ratio's errors are binomial.
+    """
+    edges = np.asarray(study["edges"])
+    centre, half = 0.5 * (edges[1:] + edges[:-1]), 0.5 * np.diff(edges)
+    ref_w, win_w = study["windows"]["reference"], study["windows"]["chosen"]
+    fig, axes = plt.subplots(
+        2, 2, figsize=(12, 6), sharex=True, gridspec_kw={"height_ratios": [2, 1]}, constrained_layout=True
+    )
+    for col, (c, name) in enumerate(((1, "quark"), (0, "gluon"))):
+        ref, win = np.asarray(study[c]["reference"], float), np.asarray(study[c]["window"], float)
+        chosen = study[c]["chosen"]
+        top, bottom = axes[0, col], axes[1, col]
+        top.stairs(ref, edges, color="0.3", lw=1.5, zorder=3, label=f"reference {_window(ref_w)}")
+        top.bar(centre, 2 * np.sqrt(ref), 2 * half, ref - np.sqrt(ref), color="0.85", label="reference ± 1 σ")
+        top.errorbar(centre, win, yerr=np.sqrt(win), fmt="o", ms=4, color="C0", label=_window(win_w))
+        top.set_ylim(0, 1.35 * max(ref.max(initial=0) + np.sqrt(ref.max(initial=0)), 1))
+        top.set_ylabel("accepted jets per bin")
+        top.set_title(
+            f"{name} jets: {100 * chosen['lost']:.1f} ± {100 * chosen['lost_err']:.1f}% lost; events per kept jet "
+            f"{study[c]['reference_events_per_jet']:.1f} → {chosen['events_per_jet']:.1f}",
+            fontsize="medium",
+        )
+        top.legend(fontsize="small")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(ref > 0, win / ref, np.nan)
+            err = np.sqrt(np.where(ref > 0, ratio * (1 - ratio) / ref, np.nan))
+        bottom.errorbar(centre, ratio, yerr=err, xerr=half, fmt="o", ms=3, color="k")
+        bottom.axhline(1.0, color="0.5", lw=1)
+        bottom.set_ylim(min(0.9, np.nanmin(ratio - err) if np.isfinite(ratio).any() else 0.9), 1.02)
+        bottom.set_ylabel("window / reference")
+        bottom.set_xlabel(r"leading jet $p_T$ [GeV]")
+    return fig
+
+
+def _window(w: Sequence[float]) -> str:
+    return rf"$\hat p_T$ {w[0]:.0f}-{w[1]:.0f} GeV"
+
+
+def pid_composition(table: Mapping[str, Mapping[str, float]]) -> plt.Figure:
+    """Share of the particles of each species per class (``table``: :func:`jetcloud.qg.energyflow.pid_composition`)."""
+    classes = list(table)
+    names = list(next(iter(table.values())))
+    fig, ax = plt.subplots(figsize=(9, 3.8), constrained_layout=True)
+    width = 0.8 / len(classes)
+    x = np.arange(len(names))
+    for i, cls in enumerate(classes):
+        ax.bar(x + (i - (len(classes) - 1) / 2) * width, [100 * table[cls][n] for n in names], width, label=cls)
+    ax.set_xticks(x, names)
+    ax.set_xlim(-0.6, len(names) - 0.4)
+    ax.set_yscale("log")
+    ax.set_ylabel("share of the particles [%]")
+    ax.legend(fontsize="small")
+    return fig

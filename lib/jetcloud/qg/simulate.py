@@ -32,10 +32,12 @@ docs/e2e-format.md):
 **Particle level** (:func:`simulate_particles`, EnergyFlow's Pythia 8 quark/gluon set, docs/e2e-format.md):
 
 * Pythia 8 at 14 TeV, default (Monash 2013) tune, hadronisation and MPI on, no detector: gluon jets from
-  q qbar -> Z g, quark jets from q g -> Z q, with Z -> nu nu; pT-hat > 400 GeV (80% of the lower jet pT bound:
-  initial-state radiation lets jets of 500-550 GeV come from lower pT-hat; of the accepted jets, 4% (quark) and
-  2% (gluon) have pT-hat below 425 GeV, so the cut at 400 GeV loses an estimated 1-2%).
-  Quark events whose outgoing quark is c or b are rejected (EnergyFlow's default set has u, d, s only).
+  q qbar -> Z g, quark jets from q g -> Z q, with Z -> nu nu; pT-hat 325-852.5 GeV (:data:`PT_HAT_FACTORS`:
+  initial-state radiation lets 500-550 GeV jets come from pT-hat far below 500 GeV; this window keeps all but
+  0.7% of the jets of a 300-7000 GeV reference, uniformly in pT, :mod:`jetcloud.qg.particle_level`).
+  Quark events whose outgoing quark is c or b are vetoed before the shower (EnergyFlow's default set has u, d, s
+  only; :func:`heavy_quark_veto`). Decays as EnergyFlow's (Pythia's defaults: everything with c tau0 < 1 m
+  decays; :data:`PARTICLE_SETTINGS`), so only :data:`jetcloud.qg.energyflow.STABLE_PIDS` remain.
 * Jets: anti-kT R = 0.4 on the visible final-state particles; the leading jet is kept when 500 < pT < 550 GeV and
   |y| < 1.7. Labels come from the process (quark 1, gluon 0), as in EnergyFlow.
 * File: :func:`jetcloud.qg.energyflow.write_qg_npz` (``X`` (N, max multiplicity, 4) with (pT, y, phi, pid)).
@@ -165,6 +167,17 @@ class ImageConfig:
         )
 
 
+#: Pythia settings of the particle-level set on top of :data:`jetcloud.sim.pythia.BASE_SETTINGS`: Pythia's default
+#: decays (everything with c tau0 < 1 m decays, as in EnergyFlow's set: only
+#: :data:`jetcloud.qg.energyflow.STABLE_PIDS` and neutrinos remain; the image set keeps the 10 mm rule), and no
+#: event-record self-check (``Check:event``: a consistency test of each event, no physics; ~5% of Pythia's time).
+PARTICLE_SETTINGS: tuple[str, ...] = ("ParticleDecays:limitTau0 = off", "Check:event = off")
+#: Default pT-hat window of the particle-level set, as factors of the jet pT window's (lower, upper) bound:
+#: (325, 852.5) GeV for 500-550 GeV jets, chosen with :func:`jetcloud.qg.particle_level.pt_hat_window_study`
+#: (measurement and numbers in that module's docstring).
+PT_HAT_FACTORS: tuple[float, float] = (0.65, 1.55)
+
+
 @dataclass(frozen=True)
 class ParticleConfig:
     """The particle-level sample (defaults: EnergyFlow's quark/gluon set; module docstring)."""
@@ -175,7 +188,8 @@ class ParticleConfig:
     sqrt_s: float = 14000.0  # GeV
     jet_pt: tuple[float, float] = (500.0, 550.0)  # GeV
     jet_y_max: float = 1.7
-    pt_hat_min: float | None = None  # GeV; None: 0.8 x the lower jet pT bound
+    pt_hat_min: float | None = None  # GeV; None: PT_HAT_FACTORS[0] x the lower jet pT bound
+    pt_hat_max: float | None = None  # GeV; None: PT_HAT_FACTORS[1] x the upper jet pT bound
     jet_r: float = 0.4
     chunk_jets: int = 500
     give_up_after: int = 2000
@@ -188,22 +202,28 @@ class ParticleConfig:
             raise ValueError(f"jet pT {self.jet_pt[0]} GeV is beyond the kinematic limit sqrt_s/2 = {self.sqrt_s / 2}")
         if self.jet_y_max <= 0:
             raise ValueError(f"jet_y_max must be > 0, got {self.jet_y_max}")
-        if self.pt_hat_min is not None and not 0 <= self.pt_hat_min < self.sqrt_s / 2:
-            raise ValueError(f"pt_hat_min must be in [0, sqrt_s/2), got {self.pt_hat_min}")
+        lo, hi = self.pt_hat
+        if not 0 <= lo < min(hi, self.sqrt_s / 2):
+            raise ValueError(f"pT-hat window must satisfy 0 <= min < max and min < sqrt_s/2, got ({lo}, {hi}) GeV")
 
     @property
-    def pt_hat(self) -> float:
-        """pT-hat lower cut (GeV)."""
-        return 0.8 * self.jet_pt[0] if self.pt_hat_min is None else float(self.pt_hat_min)
+    def pt_hat(self) -> tuple[float, float]:
+        """pT-hat window (GeV): the configured bounds, or the defaults from :data:`PT_HAT_FACTORS`."""
+        lo = PT_HAT_FACTORS[0] * self.jet_pt[0] if self.pt_hat_min is None else float(self.pt_hat_min)
+        hi = PT_HAT_FACTORS[1] * self.jet_pt[1] if self.pt_hat_max is None else float(self.pt_hat_max)
+        return lo, hi
 
     def settings(self, label: int) -> tuple[str, ...]:
         """Pythia settings of the quark (``label=1``) or gluon (0) stream."""
+        lo, hi = self.pt_hat
         return (
             f"Beams:eCM = {self.sqrt_s}",
             *DEFAULT_TUNE,
+            *PARTICLE_SETTINGS,
             "WeakZ0:gmZmode = 2",
             *ZJET_PROCESSES[label],
-            f"PhaseSpace:pTHatMin = {self.pt_hat}",
+            f"PhaseSpace:pTHatMin = {lo}",
+            f"PhaseSpace:pTHatMax = {hi}",
         )
 
 
@@ -438,12 +458,16 @@ def _stream(
     if quota == 0:
         return pieces, 0
     t0 = time.perf_counter()
-    pythia = make_pythia("JZ2" if stream == "images" else "zjet", seed, cfg.settings(label))
+    hooks = heavy_quark_veto() if stream == "particles" and label == QUARK else None
+    pythia = make_pythia("JZ2" if stream == "images" else "zjet", seed, cfg.settings(label), hooks=hooks)
     timers["pythia"] += time.perf_counter() - t0
     eff = None
     while got < quota:
         need = quota - got
-        n = min(max(int(1.15 * need / eff) + 20, 50) if eff else max(min(2 * need, 500), 50), MAX_BATCH_EVENTS)
+        if eff and stream == "particles":  # output independent of batch sizes: ask for the expected need only
+            n = min(max(math.ceil(need / eff), 10), MAX_BATCH_EVENTS)
+        else:
+            n = min(max(int(1.15 * need / eff) + 20, 50) if eff else max(min(2 * need, 500), 50), MAX_BATCH_EVENTS)
         t0 = time.perf_counter()
         batch = pythia.nextBatch(n)
         timers["pythia"] += time.perf_counter() - t0
@@ -471,8 +495,8 @@ def _describe(cfg: ImageConfig | ParticleConfig) -> str:
             f"|eta| < {cfg.jet_eta_max:g}, sqrt(s) = {cfg.sqrt_s:g} GeV"
         )
     return (
-        f"pT-hat > {cfg.pt_hat:g} GeV, jet pT {cfg.jet_pt[0]:g}-{cfg.jet_pt[1]:g} GeV, |y| < {cfg.jet_y_max:g}, "
-        f"sqrt(s) = {cfg.sqrt_s:g} GeV"
+        f"pT-hat {cfg.pt_hat[0]:g}-{cfg.pt_hat[1]:g} GeV, jet pT {cfg.jet_pt[0]:g}-{cfg.jet_pt[1]:g} GeV, "
+        f"|y| < {cfg.jet_y_max:g}, sqrt(s) = {cfg.sqrt_s:g} GeV"
     )
 
 
@@ -549,26 +573,77 @@ def _image_batch(cfg: ImageConfig):
     return process
 
 
+_HOOKS_CLASS: list[type] = []
+
+
+def heavy_quark_veto():
+    """A ``pythia8mc.UserHooks`` that vetoes, at process level (before showers and hadronisation), events whose
+    outgoing hard parton (status 23) is a c or b quark; it counts them in ``n_vetoed``.
+
+    The quark stream drops those events anyway (light quarks only, as EnergyFlow); vetoing them before the parton
+    level saves their generation and leaves the accepted events unchanged.
+    """
+    if not _HOOKS_CLASS:
+        import pythia8mc
+
+        class HeavyQuarkVeto(pythia8mc.UserHooks):
+            def __init__(self) -> None:
+                super().__init__()
+                self.n_vetoed = 0
+
+            def canVetoProcessLevel(self) -> bool:  # noqa: N802 - Pythia's name
+                return True
+
+            def doVetoProcessLevel(self, process) -> bool:  # noqa: N802 - Pythia's name
+                for i in range(process.size()):
+                    if process[i].status() == 23 and process[i].idAbs() in (4, 5):
+                        self.n_vetoed += 1
+                        return True
+                return False
+
+        _HOOKS_CLASS.append(HeavyQuarkVeto)
+    return _HOOKS_CLASS[0]()
+
+
+def select_leading_jets(
+    batch: ak.Array, cfg: ParticleConfig, label: int, timers: dict[str, float]
+) -> tuple[Particles, Jets, np.ndarray, np.ndarray]:
+    """Cluster a ``nextBatch`` result and apply the particle-level selection.
+
+    Returns the final-state particles, the jets, per event the row of its leading jet (-1: none above
+    half the lower jet pT bound) and whether the event passes: leading jet inside ``cfg.jet_pt`` and
+    ``|y| < cfg.jet_y_max``, and for the quark stream a light (u, d, s) outgoing quark. Adds the clustering
+    time to ``timers["jets"]`` and the rest to ``timers["select"]``.
+    """
+    t0 = time.perf_counter()
+    n_ev = len(batch)
+    particles = final_state(batch)
+    jets = cluster_jets(particles, n_ev, cfg.jet_r, pt_min=0.5 * cfg.jet_pt[0])
+    t1 = time.perf_counter()
+    timers["jets"] = timers.get("jets", 0.0) + t1 - t0
+    lead = np.full(n_ev, -1, np.int64)
+    first = np.flatnonzero(np.r_[True, jets.event[1:] != jets.event[:-1]]) if len(jets) else np.zeros(0, np.int64)
+    lead[jets.event[first]] = first
+    has = lead >= 0
+    pt, y = np.zeros(n_ev), np.full(n_ev, np.inf)
+    pt[has], y[has] = jets.pt[lead[has]], jets.y[lead[has]]
+    ok = (pt > cfg.jet_pt[0]) & (pt < cfg.jet_pt[1]) & (np.abs(y) < cfg.jet_y_max)
+    if label == QUARK:  # light quarks only: the outgoing parton of q g -> Z q (c, b are vetoed before this)
+        partons = hard_partons(batch)
+        flavour = np.full(n_ev, -1, np.int64)
+        flavour[partons["event"]] = parton_label(partons["pdg"])
+        ok &= flavour == QUARK
+    timers["select"] = timers.get("select", 0.0) + time.perf_counter() - t1
+    return particles, jets, lead, ok
+
+
 def _particle_batch(cfg: ParticleConfig):
     def process(batch: ak.Array, label: int, rng: np.random.Generator, need: int, timers: dict[str, float]) -> dict:
-        t0 = time.perf_counter()
-        n_ev = len(batch)
-        particles = final_state(batch)
-        jets = cluster_jets(particles, n_ev, cfg.jet_r, pt_min=0.5 * cfg.jet_pt[0])
-        lead = np.flatnonzero(np.r_[True, jets.event[1:] != jets.event[:-1]]) if len(jets) else np.zeros(0, int)
-        good = (
-            (jets.pt[lead] > cfg.jet_pt[0]) & (jets.pt[lead] < cfg.jet_pt[1]) & (np.abs(jets.y[lead]) < cfg.jet_y_max)
-        )
-        lead = lead[good]
-        if label == QUARK:  # light quarks only: the outgoing parton of q g -> Z q
-            partons = hard_partons(batch)
-            flavour = np.full(n_ev, -1, np.int64)
-            flavour[partons["event"]] = parton_label(partons["pdg"])
-            lead = lead[flavour[jets.event[lead]] == QUARK]
-        rows = lead[:need]
-        timers["jets"] += time.perf_counter() - t0
+        particles, jets, lead, ok = select_leading_jets(batch, cfg, label, timers)
+        rows = lead[ok][:need]
         if len(rows) == 0:
             return {"n": 0}
+        t0 = time.perf_counter()
         cnt = jets.n_constituents[rows]
         idx = jets.constituents[gather_ranges(jets.offsets[rows], cnt)]
         owner = np.repeat(np.arange(len(rows)), cnt)
@@ -580,7 +655,7 @@ def _particle_batch(cfg: ParticleConfig):
         phi = jet_phi[owner] + delta_phi(particles.phi[idx], jet_phi[owner])
         order = np.lexsort((-pt, owner))  # by jet, then decreasing pT
         flat = np.stack([pt, y, phi, particles.pdg[idx].astype(np.float64)], axis=1)[order]
-        return {
+        out = {
             "n": len(rows),
             "counts": cnt,
             "particles": flat.astype(np.float32),
@@ -592,6 +667,8 @@ def _particle_batch(cfg: ParticleConfig):
             "y": jets.y[rows],
             "n_constituents": cnt,
         }
+        timers["select"] += time.perf_counter() - t0
+        return out
 
     return process
 
@@ -647,7 +724,7 @@ def _batches(tasks: list[ChunkTask], size: int) -> list[list[ChunkTask]]:
 def _config_dict(cfg: ImageConfig | ParticleConfig) -> dict[str, Any]:
     d = asdict(cfg)
     if isinstance(cfg, ParticleConfig):
-        d["pt_hat_min"] = cfg.pt_hat
+        d["pt_hat_min"], d["pt_hat_max"] = cfg.pt_hat
     return d
 
 
@@ -844,7 +921,7 @@ def simulate_particles(
     t_write = time.perf_counter() - t0
     wall = time.perf_counter() - t_start
     n_events = {c: sum(r.n_events.get(c, 0) for r in results) for c in (QUARK, GLUON)}
-    seconds = {k: sum(r.seconds[k] for r in results) for k in ("pythia", "jets")}
+    seconds = {k: sum(r.seconds.get(k, 0.0) for r in results) for k in ("pythia", "jets", "select")}
     seconds["chunks"] = sum(r.seconds["total"] for r in results)
     seconds["write"] = t_write
     manifest = write_manifest(

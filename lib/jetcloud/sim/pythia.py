@@ -143,8 +143,10 @@ def _range(value: float | tuple[float, float] | list[float]) -> tuple[float, flo
     return float(value), float(value)
 
 
-def make_pythia(process: str, seed: int, extra_settings: tuple[str, ...] = (), threads: int = 1):
+def make_pythia(process: str, seed: int, extra_settings: tuple[str, ...] = (), threads: int = 1, hooks=None):
     """An initialised ``pythia8mc.Pythia`` for ``process`` (not ``gun``) with ``Random:seed = seed``.
+
+    ``hooks``: an optional ``pythia8mc.UserHooks`` instance installed before ``init`` (the caller keeps it alive).
 
     ``threads > 1`` returns a ``pythia8mc.PythiaParallel`` generating on that many threads. Its
     ``nextBatch`` returns the same *set* of events for a seed but in an order that depends on thread timing,
@@ -169,6 +171,8 @@ def make_pythia(process: str, seed: int, extra_settings: tuple[str, ...] = (), t
     for setting in extra_settings:
         if not pythia.readString(setting):
             raise ValueError(f"Pythia rejected extra setting {setting!r}")
+    if hooks is not None:
+        pythia.setUserHooksPtr(hooks)
     if not pythia.init():
         raise RuntimeError(f"Pythia failed to initialise process {name!r}")
     return pythia
