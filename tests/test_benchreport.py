@@ -37,3 +37,41 @@ def test_report_is_one_json_line_and_saved(tmp_path) -> None:
         benchreport.report("demo", {"benchmark": "x"})
     with pytest.raises(ValueError):
         benchreport.report("demo", {"ratio": float("nan")})  # never a NaN in the saved figures
+
+
+def _save(folder, name: str, figures: dict) -> None:
+    benchreport.report(name, figures, save=folder / f"{name}.json")
+
+
+def test_goal_rows_and_tables_from_saved_reports(tmp_path) -> None:
+    _save(tmp_path, "qg_convert", {
+        "jets": 100, "ks": [200], "compression": "lzf", "read_jets_per_s": 1000.0, "convert_jets_per_s": 800.0,
+        "convert_over_read": 1.25, "convert_over_read_cpu": 1.3, "goal": {"convert_over_read": 1.5},
+    })  # fmt: skip
+    _save(tmp_path, "other", {"speedup": 3.0, "goal": {"speedup": 2.0, "absent": 1.0}})
+    reports = benchreport.load_reports(tmp_path)
+    assert sorted(reports) == ["other", "qg_convert"]
+    assert benchreport.goal_rows(reports) == [
+        ("other", "speedup", 2.0, 3.0, False),
+        ("other", "absent", 1.0, None, None),
+        ("qg_convert", "convert_over_read", 1.5, 1.25, True),
+    ]
+    body = benchreport.render_tables(reports)
+    assert "| `qg_convert` | `convert_over_read`" in body and "| <= 1.5 | 1.25 | **yes** |" in body
+    assert "| <= 2 | 3 | **no** |" in body and "| missing | ? |" in body
+    assert "read 1000 jets/s, conversion 800 jets/s" in body and "load" in body
+
+
+def test_replace_between_markers_and_bad_files(tmp_path) -> None:
+    text = f"intro\n{benchreport.BEGIN_MARKER}\nold\n{benchreport.END_MARKER}\nrest\n"
+    out = benchreport.replace_between_markers(text, "new table\n")
+    assert out == f"intro\n{benchreport.BEGIN_MARKER}\nnew table\n{benchreport.END_MARKER}\nrest\n"
+    assert benchreport.replace_between_markers(out, "new table") == out  # idempotent
+    with pytest.raises(ValueError, match="README: needs exactly one"):
+        benchreport.replace_between_markers("no markers", "x")
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(ValueError, match=r"bad\.json: not JSON"):
+        benchreport.load_reports(tmp_path)
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match=r"bad\.json: not a benchmark report"):
+        benchreport.load_reports(tmp_path)

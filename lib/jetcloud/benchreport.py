@@ -70,3 +70,100 @@ def report(name: str, figures: dict[str, Any], *, save: str | os.PathLike | None
         tmp.write_text(json.dumps(obj, indent=2, allow_nan=False) + "\n")
         tmp.replace(path)
     return line
+
+
+# --------------------------------------------------------------------------------------------------------------
+# README speed tables from the saved reports (scripts/speed_tables.py)
+# --------------------------------------------------------------------------------------------------------------
+
+BEGIN_MARKER = "<!-- speed:begin -->"
+END_MARKER = "<!-- speed:end -->"
+#: What each judged figure means, for the goals table.
+GOAL_LABELS = {
+    "detector_over_pythia": "ATLAS detector CPU / Pythia's own CPU (notebook 00)",
+    "convert_over_read": "QG conversion time / bare h5py read of the same images (notebook 07)",
+    "ingest_over_read": "ATLAS ingestion (01 + 02) time / bare uproot read of its 49 branches",
+    "peak_rss_mib": "peak resident memory of one process, MiB",
+    "peak_rss_mib_max": "peak resident memory of the main process or a worker, MiB",
+    "data_wait_max": "largest share of a training step spent waiting for data",
+}
+
+
+def load_reports(folder: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """Every ``*.json`` report in ``folder`` by benchmark name; a file that is not a report is a clear error."""
+    out: dict[str, dict[str, Any]] = {}
+    for path in sorted(Path(folder).glob("*.json")):
+        try:
+            obj = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not JSON ({err}); rerun its benchmark with --save") from err
+        if not isinstance(obj, dict) or "benchmark" not in obj:
+            raise ValueError(f"{path}: not a benchmark report (no 'benchmark' key); rerun it with --save")
+        out[obj["benchmark"]] = obj
+    return out
+
+
+def goal_rows(reports: dict[str, dict[str, Any]]) -> list[tuple[str, str, float, float | None, bool | None]]:
+    """``(benchmark, figure, goal, measured, met)`` for every goal (``"goal": {figure: upper limit}``) of every
+    report, in benchmark order; ``measured`` and ``met`` are None when the report lacks the figure."""
+    rows = []
+    for name, obj in sorted(reports.items()):
+        for key, limit in obj.get("goal", {}).items():
+            value = obj.get(key)
+            value = None if value is None else float(value)
+            rows.append((name, key, float(limit), value, None if value is None else value <= limit))
+    return rows
+
+
+def _when(obj: dict[str, Any]) -> str:
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(obj.get("created_unix", 0)))
+    load = obj.get("machine", {}).get("load_avg", ["?"])
+    return f"{stamp}, {obj.get('machine', {}).get('cpus', '?')} CPUs, load {load[0]}"
+
+
+def render_tables(reports: dict[str, dict[str, Any]]) -> str:
+    """The markdown between the README's speed markers: the goals table, then one line per report saying
+    when and under what load it was measured and the command that regenerates it."""
+    lines = ["| benchmark | figure | goal | measured | met |", "|---|---|---|---|---|"]
+    for name, key, limit, value, met in goal_rows(reports):
+        label = GOAL_LABELS.get(key, key)
+        shown = "missing" if value is None else f"{value:.3g}"
+        verdict = "?" if met is None else ("**yes**" if met else "**no**")
+        lines.append(f"| `{name}` | `{key}`: {label} | <= {limit:g} | {shown} | {verdict} |")
+    lines.append("")
+    for name, obj in sorted(reports.items()):
+        lines.append(f"- `{name}`: measured {_when(obj)}; {_summary(obj)}")
+    return "\n".join(lines)
+
+
+def _summary(obj: dict[str, Any]) -> str:
+    """One line of the figures behind a report's goals (known benchmarks), else its judged figures."""
+    name = obj["benchmark"]
+    if name == "simulate":
+        cpu = obj["cpu_ms_per_event"]
+        split = ", ".join(f"{k} {v:.1f}" for k, v in cpu.items() if k not in ("total",))
+        return f"{obj['events']} {obj['process']} events, CPU ms per event: {split}"
+    if name == "qg_convert":
+        return (
+            f"{obj['jets']} jets, K = {obj['ks']}, {obj['compression']}: read {obj['read_jets_per_s']:.0f} jets/s, "
+            f"conversion {obj['convert_jets_per_s']:.0f} jets/s (CPU ratio {obj['convert_over_read_cpu']:.2f})"
+        )
+    if name == "ingest":
+        inp = obj["input"]
+        cpu = inp["cpu_ms_per_event"]
+        return (
+            f"{inp['events']} events, CPU ms per event: samples {cpu['samples']:.2f}, point clouds "
+            f"{cpu['point_clouds']:.2f}, bare read {cpu['bare_read']:.2f} (CPU ratio {inp['ingest_over_read_cpu']:.2f})"
+        )
+    if name.startswith("train"):
+        return ", ".join(f"{r['model']} {r['samples_per_s']:.1f} samples/s" for r in obj.get("rows", []))
+    return ", ".join(f"{k} {obj.get(k)}" for k in obj.get("goal", {}))
+
+
+def replace_between_markers(text: str, body: str, where: str = "README") -> str:
+    """``text`` with everything between :data:`BEGIN_MARKER` and :data:`END_MARKER` replaced by ``body``."""
+    if text.count(BEGIN_MARKER) != 1 or text.count(END_MARKER) != 1:
+        raise ValueError(f"{where}: needs exactly one {BEGIN_MARKER} and one {END_MARKER} line")
+    head, rest = text.split(BEGIN_MARKER)
+    _, tail = rest.split(END_MARKER)
+    return f"{head}{BEGIN_MARKER}\n{body.strip()}\n{END_MARKER}{tail}"
