@@ -55,6 +55,7 @@ def test_goal_rows_and_tables_from_saved_reports(tmp_path) -> None:
         ("other", "speedup", 2.0, 3.0, False),
         ("other", "absent", 1.0, None, None),
         ("qg_convert", "convert_over_read", 1.5, 1.25, True),
+        ("qg_convert", "convert_over_read_cpu", 1.5, 1.3, True),
     ]
     body = benchreport.render_tables(reports)
     assert "| `qg_convert` | `convert_over_read`" in body and "| <= 1.5 | 1.25 | **yes** |" in body

@@ -80,7 +80,7 @@ BEGIN_MARKER = "<!-- speed:begin -->"
 END_MARKER = "<!-- speed:end -->"
 #: What each judged figure means, for the goals table.
 GOAL_LABELS = {
-    "detector_over_pythia": "ATLAS detector CPU / Pythia's own CPU (notebook 00)",
+    "detector_over_pythia": "ATLAS detector CPU seconds / Pythia's own (notebook 00)",
     "convert_over_read": "QG conversion time / bare h5py read of the same images (notebook 07)",
     "ingest_over_read": "ATLAS ingestion (01 + 02) time / bare uproot read of its 49 branches",
     "peak_rss_mib": "peak resident memory of one process, MiB",
@@ -105,13 +105,18 @@ def load_reports(folder: str | os.PathLike) -> dict[str, dict[str, Any]]:
 
 def goal_rows(reports: dict[str, dict[str, Any]]) -> list[tuple[str, str, float, float | None, bool | None]]:
     """``(benchmark, figure, goal, measured, met)`` for every goal (``"goal": {figure: upper limit}``) of every
-    report, in benchmark order; ``measured`` and ``met`` are None when the report lacks the figure."""
+    report, in benchmark order; ``measured`` and ``met`` are None when the report lacks the figure. A ratio saved
+    also in CPU seconds (``<figure>_cpu``) is judged against the same goal in the next row: on a loaded machine
+    the CPU ratio is the better estimate of what a quiet machine's wall clock would show."""
     rows = []
     for name, obj in sorted(reports.items()):
         for key, limit in obj.get("goal", {}).items():
-            value = obj.get(key)
-            value = None if value is None else float(value)
-            rows.append((name, key, float(limit), value, None if value is None else value <= limit))
+            for figure in (key, f"{key}_cpu"):
+                if figure != key and figure not in obj:
+                    continue
+                value = obj.get(figure)
+                value = None if value is None else float(value)
+                rows.append((name, figure, float(limit), value, None if value is None else value <= limit))
     return rows
 
 
@@ -126,7 +131,12 @@ def render_tables(reports: dict[str, dict[str, Any]]) -> str:
     when and under what load it was measured and the command that regenerates it."""
     lines = ["| benchmark | figure | goal | measured | met |", "|---|---|---|---|---|"]
     for name, key, limit, value, met in goal_rows(reports):
-        label = GOAL_LABELS.get(key, key)
+        base = key.removesuffix("_cpu")
+        label = GOAL_LABELS.get(base, base)
+        if key != base:
+            label += " (CPU seconds)"
+        elif f"{key}_cpu" in reports[name]:
+            label += " (wall clock)"
         shown = "missing" if value is None else f"{value:.3g}"
         verdict = "?" if met is None else ("**yes**" if met else "**no**")
         lines.append(f"| `{name}` | `{key}`: {label} | <= {limit:g} | {shown} | {verdict} |")
