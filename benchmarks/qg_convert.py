@@ -1,46 +1,95 @@
 """Benchmark: E2E images -> point clouds -> top-K (notebook 07) against the raw HDF5 read of the same jets.
 
     python benchmarks/qg_convert.py [--input data/raw/demo/qg/quark_gluon.h5] [--ks 200 800] [--workers 1]
+                                    [--compression lzf] [--repeats 3] [--json] [--save PATH]
 
 Times (1) reading every image of the file with h5py (``jetcloud.qg.e2e.iter_e2e``, the floor any conversion
 pays) and (2) the whole conversion (``jetcloud.qg.pointcloud.convert_e2e``: hit counts, point clouds, top-K
-for each K, compressed HDF5 output), each in a fresh process so that its peak RSS is its own. Prints jets per
-second, the conversion / read time ratio (target: <= 1.5 on one worker) and peak memory. Without an input file
-it first writes a synthetic E2E file of ``--jets`` random sparse jets (hit densities like the simulated ones).
+for each K, compressed HDF5 output), back to back in one process, ``--repeats`` times after one warm-up read
+(so that a shared machine's load hits both alike). Prints jets per second, the conversion / read time ratio
+``convert_over_read`` (the median of the repeats; target: <= 1.5 on one worker), the CPU split and peak memory;
+``--json`` prints one JSON object instead, ``--save`` also writes it. Without an input file it first writes a
+synthetic E2E file of ``--jets`` random sparse jets (hit densities like the simulated ones).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import resource
-import subprocess
+import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
+from jetcloud.benchreport import median_ratio, peak_rss_mib, report, timed
+
 
 def _read(path: str) -> dict:
+    """Every image of both splits read with h5py (the floor any conversion pays)."""
     from jetcloud.qg.e2e import iter_e2e
 
-    t0, c0, n = time.perf_counter(), time.process_time(), 0
-    for split in ("train", "test"):
-        for images, _ in iter_e2e(path, split, block=512):
-            n += len(images)
-    return {"jets": n, "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0}
+    def run() -> int:
+        n = 0
+        for split in ("train", "test"):
+            for images, _ in iter_e2e(path, split, block=512):
+                n += len(images)
+        return n
+
+    n, wall, cpu = timed(run)
+    return {"jets": n, "wall_s": wall, "cpu_s": cpu}
 
 
-def _convert(path: str, ks: list[int], workers: int) -> dict:
+def _convert(path: str, ks: list[int], workers: int, compression: str) -> dict:
+    """The whole conversion of notebook 07 (``convert_e2e``) into a temporary directory."""
     from jetcloud.qg.pointcloud import convert_e2e
 
     with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        out = convert_e2e(path, Path(tmp) / "qg", ks, workers=workers, progress=False, manifest=False)
-        wall = time.perf_counter() - t0
-    return {"jets": sum(out["jets"].values()), "wall_s": wall, "cpu_s": out["cpu_s"], "max_hit": out["max_hit"]}
+        out, wall, _ = timed(
+            lambda: convert_e2e(
+                path, Path(tmp) / "qg", ks, workers=workers, compression=compression, progress=False, manifest=False
+            )
+        )
+        size = sum(f.stat().st_size for f in (Path(tmp) / "qg").glob("*.h5"))
+    return {
+        "jets": sum(out["jets"].values()),
+        "wall_s": wall,
+        "cpu_s": out["cpu_s"],
+        "max_hit": out["max_hit"],
+        "output_mb": size / 2**20,
+    }
+
+
+def measure(path: str, ks: list[int], workers: int, compression: str, repeats: int) -> dict:
+    """``repeats`` x (read, then convert) back to back in this process; the ratios' medians and every figure."""
+    _read(path)  # warm-up: the file in the page cache for every timed read alike
+    pairs = [(_read(path), _convert(path, ks, workers, compression)) for _ in range(repeats)]
+    wall = median_ratio([(c["wall_s"], r["wall_s"]) for r, c in pairs])
+    cpu = median_ratio([(c["cpu_s"], r["cpu_s"]) for r, c in pairs])
+    jets = pairs[0][0]["jets"]
+    med = {key: statistics.median(p[i][key] for p in pairs) for i, key in ((0, "wall_s"), (0, "cpu_s"))} | {
+        "conv_" + key: statistics.median(p[1][key] for p in pairs) for key in ("wall_s", "cpu_s")
+    }
+    return {
+        "input": Path(path).name,
+        "input_mb": Path(path).stat().st_size / 2**20,
+        "jets": jets,
+        "ks": ks,
+        "workers": workers,
+        "compression": compression,
+        "repeats": repeats,
+        "max_hit": pairs[0][1]["max_hit"],
+        "output_mb": pairs[0][1]["output_mb"],
+        "read_jets_per_s": jets / med["wall_s"],
+        "convert_jets_per_s": jets / med["conv_wall_s"],
+        "cpu_s": {"read": med["cpu_s"], "convert": med["conv_cpu_s"]},
+        "wall_s": {"read": med["wall_s"], "convert": med["conv_wall_s"]},
+        "convert_over_read": wall["median"],
+        "convert_over_read_all": wall["all"],
+        "convert_over_read_cpu": cpu["median"],
+        "peak_rss_mib": peak_rss_mib()["self"],
+        "goal": {"convert_over_read": 1.5},
+    }
 
 
 def _synthetic(path: Path, n: int, seed: int = 1) -> None:
@@ -59,44 +108,45 @@ def _synthetic(path: Path, n: int, seed: int = 1) -> None:
                 w.append(split, img, meta.astype(np.float32))
 
 
-def _child(args: list[str]) -> dict:
-    done = subprocess.run([sys.executable, __file__, "--child", *args], check=True, capture_output=True, text=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", default="data/raw/demo/qg/quark_gluon.h5")
     parser.add_argument("--ks", type=int, nargs="+", default=[200, 800])
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--compression", default="lzf", help="compression of the X arrays: lzf, gzip, none")
+    parser.add_argument("--repeats", type=int, default=3, help="read + convert pairs; the median ratio counts")
     parser.add_argument("--jets", type=int, default=5000, help="size of the synthetic file when --input is missing")
-    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    parser.add_argument("--save", help="also write the JSON object to this file (benchmarks/results/qg_convert.json)")
     args = parser.parse_args(argv)
-    if args.child:
-        what, path, *rest = args.child
-        res = _read(path) if what == "read" else _convert(path, [int(k) for k in rest[1:]], int(rest[0]))
-        res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(json.dumps(res))
-        return 0
+    say = (lambda *a, **k: None) if args.json else print
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(args.input)
         if not path.is_file():
             path = Path(tmp) / "synthetic.h5"
-            print(f"{args.input} not found: writing {args.jets} synthetic jets to {path}")
+            say(f"{args.input} not found: writing {args.jets} synthetic jets to {path}")
             _synthetic(path, args.jets)
-        size_mb = path.stat().st_size / 2**20
-        read = _child(["read", str(path)])
-        conv = _child(["convert", str(path), str(args.workers), *map(str, args.ks)])
-    print(f"input: {path.name}, {read['jets']} jets, {size_mb:.0f} MB; K = {args.ks}; max_hit {conv['max_hit']}")
+        r = measure(str(path), args.ks, args.workers, args.compression, args.repeats)
+    line = report("qg_convert", r, save=args.save)
+    if args.json:
+        print(line)
+        return 0
+    print(f"input: {r['input']}, {r['jets']} jets, {r['input_mb']:.0f} MB; K = {args.ks}; max_hit {r['max_hit']}")
     print(
-        f"raw HDF5 read : {read['jets'] / read['wall_s']:8.0f} jets/s  ({read['wall_s']:.1f} s, "
-        f"peak RSS {read['peak_rss_mb']:.0f} MB)"
+        f"raw HDF5 read : {r['read_jets_per_s']:8.0f} jets/s  ({r['wall_s']['read']:.1f} s, "
+        f"CPU {r['cpu_s']['read']:.1f} s; medians of {args.repeats})"
     )
     print(
-        f"conversion    : {conv['jets'] / conv['wall_s']:8.0f} jets/s  ({conv['wall_s']:.1f} s with {args.workers} "
-        f"worker(s), peak RSS {conv['peak_rss_mb']:.0f} MB in the main process)"
+        f"conversion    : {r['convert_jets_per_s']:8.0f} jets/s  ({r['wall_s']['convert']:.1f} s with "
+        f"{args.workers} worker(s), CPU {r['cpu_s']['convert']:.1f} s in the main process; "
+        f"{r['output_mb']:.0f} MB written, {args.compression})"
     )
-    print(f"ratio         : {conv['wall_s'] / read['wall_s']:8.2f} x the read time (target <= 1.5)")
+    ratios = ", ".join(f"{x:.2f}" for x in r["convert_over_read_all"])
+    print(
+        f"ratio         : {r['convert_over_read']:8.2f} x the read time (median of {ratios}; CPU "
+        f"{r['convert_over_read_cpu']:.2f}; target <= 1.5)"
+    )
+    print(f"peak RSS      : {r['peak_rss_mib']:8.0f} MiB (this process)")
     return 0
 
 

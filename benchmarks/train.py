@@ -11,7 +11,8 @@ Usage::
 Each model runs in its own subprocess (so that the peak resident memory belongs to that model alone) through the
 real training loop, :func:`jetcloud.train.fit`, reading memory-mapped npz chunks through
 :class:`jetcloud.train.PointCloudDataset`: epoch 1 warms up, then ``--repeats`` epochs of ``--steps`` steps are
-measured and the fastest counts (the CPU of a shared machine is noisy; all measured values go to ``--json``). Without
+measured and the fastest counts (the CPU of a shared machine is noisy; all measured values go to ``--json``, which
+prints one JSON object instead of the table; ``--save PATH`` also writes it). Without
 ``--data`` the script writes synthetic point clouds of the report's shape into a temporary directory: L = 859
 points of 6 features, sample lengths log-normal with a 99th percentile near L (median ~0.35 L), up to 19
 focused-track points, cells, a few other-track points, padding; coordinates O(1) as with
@@ -32,6 +33,7 @@ order with padding first, with log-normal hit counts around 700 (the demo jets' 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -42,6 +44,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from jetcloud.benchreport import report
 
 #: name -> (registry name, model kwargs, batch size, CPU steps per epoch, GPU steps per epoch)
 MODELS: dict[str, tuple[str, dict, int, int, int]] = {
@@ -286,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, help="DataLoader workers (default 0 on CPU, 4 on CUDA)")
     parser.add_argument("--repeats", type=int, default=2, help="measured epochs after the warm-up (the fastest counts)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--json", help="also write the rows to this JSON file")
+    parser.add_argument("--json", action="store_true", help="print one JSON object (the rows) instead of the table")
+    parser.add_argument("--save", help="also write the JSON object to this file (benchmarks/results/train.json)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one model in this process
     args = parser.parse_args(argv)
 
@@ -309,16 +314,14 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown {args.task} model(s) {unknown}; choose among {', '.join(known)}")
 
+    say = functools.partial(print, file=sys.stderr if args.json else sys.stdout, flush=True)
     devices = [args.device] if args.device != "auto" else ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data
         if data is None and args.task == "jetpointnet":
             t0 = time.perf_counter()
             data = str(write_synthetic(Path(tmp) / "clouds", args.samples, args.length))
-            print(
-                f"synthetic point clouds: {args.samples} x {args.length} x 6 in {time.perf_counter() - t0:.1f} s",
-                flush=True,
-            )
+            say(f"synthetic point clouds: {args.samples} x {args.length} x 6 in {time.perf_counter() - t0:.1f} s")
         rows = []
         for device in devices:
             for name in names:
@@ -349,15 +352,22 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{name} on {device} failed:\n{done.stderr[-2000:]}", file=sys.stderr)
                     continue
                 rows.append(json.loads(lines[-1][len("RESULT ") :]))
-                print(
-                    f"{name} on {device}: {rows[-1]['samples_per_s']:.1f} samples/s ({time.perf_counter() - t0:.0f} s)",
-                    flush=True,
-                )
+                say(f"{name} on {device}: {rows[-1]['samples_per_s']:.1f} samples/s ({time.perf_counter() - t0:.0f} s)")
+    figures = {
+        "task": args.task,
+        "data": args.data or "synthetic",
+        "rows": rows,
+        "data_wait_max": max((r["data_wait"] for r in rows), default=None),
+        "peak_rss_mib": max((r["peak_MB"] for r in rows if r["device"] == "cpu"), default=None),
+        "goal": {"data_wait_max": 0.1},
+    }
+    line = report(f"train_{args.task}", figures, save=args.save)
+    if args.json:
+        print(line)
+        return 0 if rows else 1
     print()
     print(f"threads: {rows[0]['threads'] if rows else '?'}")
     print(table(rows))
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
     return 0 if rows else 1
 
 

@@ -54,6 +54,34 @@ def test_trim_ascending_padding_first_and_stable_ties() -> None:
         qp.check_ks([3, 800], 6)
 
 
+def test_trim_top_ks_equals_trim_top_k_for_every_k() -> None:
+    rng = np.random.default_rng(3)
+    img = np.zeros((40, 125, 125, 3), np.float32)
+    hit = rng.random(img.shape) < 0.01
+    img[hit] = rng.choice([0.5, 1.0, 2.0], hit.sum())  # few distinct values: many tied costs
+    points, _ = qp.images_to_points(img, None, min_width=300)
+    for descending in (False, True):
+        many = qp.trim_top_ks(points, [7, 150, 300, 150], descending=descending)
+        assert sorted(many) == [7, 150, 300]
+        for k, top in many.items():
+            np.testing.assert_array_equal(top, qp.trim_top_k(points, k, descending=descending))
+    assert qp.trim_top_ks(points, []) == {}
+    too_many = points.shape[1] + 1
+    with pytest.raises(ValueError, match=f"K = {too_many} must be between 1 and the padded length"):
+        qp.trim_top_ks(points, [3, too_many])
+
+
+def test_check_finite_images_names_the_first_bad_jet() -> None:
+    img = np.zeros((5, 125, 125, 3), np.float32)
+    img[:, 1, 1, 1] = 3e38  # finite, but the sum of a jet overflows float32: must not be reported
+    img[:, 2, 2, 2] = 3e38
+    qp.check_finite_images(img, "f.h5: key train_jet")
+    img[3, 5, 5, 0] = np.nan
+    img[4, 6, 6, 2] = -np.inf
+    with pytest.raises(ValueError, match=r"f\.h5: key train_jet: jet 13 has NaN or infinite .*2 such jet"):
+        qp.check_finite_images(img, "f.h5: key train_jet", first_entry=10)
+
+
 def test_reconstruction_round_trip() -> None:
     img = _images()
     points, _ = qp.images_to_points(img, max_hit=8)
@@ -103,6 +131,8 @@ def test_convert_e2e_layout_and_worker_independence(tmp_path) -> None:
     with h5py.File(tmp_path / "one" / qp.POINTS_NAME) as f:
         assert set(f["test_dataset"]) == {"X", "Y", "n_hits", "pt", "m0"}
         assert f["train_dataset/X"].shape == (20, out["max_hit"], 5)
+        assert f["train_dataset/X"].chunks == (20, 128, 5)  # fixed point blocks, whatever the first chunk's width
+        np.testing.assert_array_equal(f["train_dataset/X"][()], points)  # blocks beyond the hits read as zeros
     with h5py.File(tmp_path / "one" / "QG50.h5") as f:
         assert set(f) == {"train_dataset", "test_dataset"} and set(f["test_dataset"]) == {"X", "Y"}
     qp.convert_e2e(src, tmp_path / "two", ks=(50, 100), chunk_size=6, workers=2, progress=False, manifest=False)

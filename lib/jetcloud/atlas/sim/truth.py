@@ -26,5 +26,11 @@ def top_contributions(
     rank = np.arange(len(keys)) - np.repeat(start, np.diff(np.r_[start, len(keys)]))
     keep = rank < k
     keys, truth_index, energy = keys[keep], truth_index[keep], energy[keep]
-    order = np.lexsort((energy, keys))
+    same_key = keys[1:] == keys[:-1]
+    if np.any(same_key & (energy[1:] == energy[:-1])) or np.isnan(energy).any():
+        order = np.lexsort((energy, keys))  # ties (kept in input order) or NaN: sort again
+    else:  # every key's energies are distinct and descending: reversing each key's rows sorts them ascending
+        start = np.r_[0, np.flatnonzero(~same_key) + 1]
+        end = np.r_[start[1:], len(keys)]
+        order = np.repeat(start + end - 1, end - start) - np.arange(len(keys))
     return keys[order], truth_index[order], energy[order]

@@ -60,8 +60,9 @@ __all__ = ["MLTreeWriter", "write_mltree", "write_cellgeo", "coerce_branch", "DE
 
 log = logging.getLogger(__name__)
 
-#: File compression of the RNTuple writer (uproot's default algorithm; level 4 is a good size/speed balance).
-DEFAULT_COMPRESSION = uproot.ZLIB(4)
+#: File compression of the RNTuple writer, chosen by measurement (50 JZ1 events): zlib level 1 costs 22% less
+#: writing CPU than level 4 for files 7% larger (no compression: 3x less CPU, files 4.3x larger).
+DEFAULT_COMPRESSION = uproot.ZLIB(1)
 #: Events per RNTuple cluster / TTree basket flush. Readers fetch whole clusters, so keep it moderate.
 DEFAULT_CLUSTER_SIZE = 1000
 
