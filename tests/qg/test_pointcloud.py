@@ -143,6 +143,29 @@ def test_convert_e2e_layout_and_worker_independence(tmp_path) -> None:
             np.testing.assert_array_equal(a[1], b[1])
 
 
+def test_convert_e2e_test_jet_wider_than_training(tmp_path) -> None:
+    """A test jet with more hits than every training jet widens the test clouds only (pile-up tails)."""
+    import h5py
+
+    from jetcloud.qg.e2e import E2EWriter
+
+    img = np.zeros((3, 125, 125, 3), np.float32)
+    img[0, 0, :4, 1] = img[1, 0, :3, 1] = 1.0  # training jets: 4 and 3 hits
+    img[2, 1, :9, 0] = 2.0  # test jet: 9 hits
+    meta = np.array([[100, 10, 1], [100, 10, 0], [100, 10, 1]], np.float32)
+    path = tmp_path / "qg.h5"
+    with E2EWriter(path, n_train=2, n_test=1) as w:
+        w.append("train", img[:2], meta[:2])
+        w.append("test", img[2:], meta[2:])
+    out = qp.convert_e2e(path, tmp_path / "out", ks=(2,), chunk_size=2, workers=1, progress=False)
+    assert out["max_hit"] == 4
+    with h5py.File(tmp_path / "out" / qp.POINTS_NAME) as f:
+        assert f["train_dataset/X"].shape == (2, 4, 5) and f["test_dataset/X"].shape == (1, 9, 5)
+        assert f["test_dataset/n_hits"][0] == 9
+    x, _ = qp.read_qg(tmp_path / "out" / "QG2.h5", "test")
+    np.testing.assert_array_equal(x[0, :, 0], [2.0, 2.0])
+
+
 def test_convert_e2e_bad_input_leaves_nothing(tmp_path) -> None:
     import h5py
 

@@ -5,8 +5,10 @@ pT, ECAL, HCAL). Their point-cloud form (``docs/e2e-format.md``), reproduced exa
 
 1. a pixel is a **hit** when any channel is > 0;
 2. each hit becomes ``[track, ECAL, HCAL, col, row]`` (col = phi index, row = eta index, integers 0..124),
-   hits in row-major order, zero padded to ``max_hit`` = the largest hit count of the **training** jets (a
-   test jet with more hits is an error, not silently cut);
+   hits in row-major order, zero padded to ``max_hit`` = the largest hit count of the **training** jets.
+   *Departure*: a test jet with more hits (common with pile-up, whose hit counts have a long tail) is neither
+   cut nor an error: that split's untrimmed clouds are padded to its own largest count (top-K trimming needs
+   no common width);
 3. ``trim(K)`` keeps the K hits of largest ``track^2 + ECAL^2 + HCAL^2``, in **ascending** cost order (the
    most energetic hit is the last row; with fewer than K hits the zero padding rows come first).
    ``np.argsort`` in the original is not stable, and ties are common (the 25 pixels of one HCAL tower share
@@ -297,8 +299,9 @@ def convert_e2e(
     ``QG{K}.h5`` is the original's layout: ``train_dataset/{X, Y}`` and ``test_dataset/{X, Y}`` with X
     ``(N, K, 5)`` and Y the label column of ``train_meta`` / ``test_meta`` (the Report's snippet reads
     ``test_meta`` for the training jets, a bug not copied), float32. ``qg_points.h5`` holds the untrimmed
-    clouds ``X (N, max_hit, 5)``, ``Y``, ``n_hits``, ``pt``, ``m0`` per split. ``max_hit`` is the most hits of
-    any training jet; a test jet with more hits, or a K above ``max_hit``, is an error (and nothing is left).
+    clouds ``X (N, width, 5)``, ``Y``, ``n_hits``, ``pt``, ``m0`` per split. ``max_hit`` is the most hits of
+    any training jet (the width of the training clouds; the test clouds are wider when a test jet has more hits); a
+    K above ``max_hit`` is an error (and nothing is left).
 
     One pass over the images: chunks of ``chunk_size`` jets run through :func:`jetcloud.parallel.map_chunks`
     (local processes or Dask), a few at a time so that memory stays bounded; the main process writes them in
@@ -397,13 +400,13 @@ def _convert_splits(plan: _Conversion, tmp: Path, sizes: dict[str, int], hits: d
                     _write_chunk(pts, trimmed, chunk, res, hits[split])
                     bar.update(chunk.stop - chunk.start)
             bar.close()
-            max_hit = _check_split_hits(plan, split, n, hits)
-            pts["X"].resize(max_hit, axis=1)  # every split padded to the training max_hit, as the original
+            width = _check_split_hits(plan, split, n, hits)
+            pts["X"].resize(width, axis=1)  # training max_hit; wider for a test jet with more hits
     except BaseException:
         _close_all(files.values(), quiet=True)  # the original error is the one to report
         raise
     _close_all(files.values())
-    return max_hit
+    return int(hits["train"].max())
 
 
 def _close_all(handles: Any, quiet: bool = False) -> None:
@@ -449,17 +452,26 @@ def _write_chunk(
 
 
 def _check_split_hits(plan: _Conversion, split: str, n: int, hits: dict[str, np.ndarray]) -> int:
-    """The training ``max_hit``: checks the K values against it (train) or every jet of ``split`` (test)."""
+    """Width of ``split``'s untrimmed clouds: the training ``max_hit`` (K values are checked against it), or
+    more for a test jet with more hits than every training jet (logged: the original would fail there)."""
     max_hit = int(hits["train"].max())
     if split == "train":
         check_ks(plan.ks, max_hit)
-    elif n and hits[split].max() > max_hit:
-        bad = int(np.argmax(hits[split] > max_hit))
-        raise ValueError(
-            f"{plan.path}: {split}_jet[{bad}] has {hits[split][bad]} hits, more than max_hit = "
-            f"{max_hit} of the training jets"
+        return max_hit
+    most = int(hits[split].max(initial=0)) if n else 0
+    if most > max_hit:
+        log.info(
+            "%s: %s_jet[%d] has %d hits, more than max_hit = %d of the training jets: the untrimmed %s clouds "
+            "are padded to %d",
+            plan.path,
+            split,
+            int(np.argmax(hits[split])),
+            most,
+            max_hit,
+            split,
+            most,
         )
-    return max_hit
+    return max(max_hit, most)
 
 
 def _write_conversion_manifest(
