@@ -71,12 +71,12 @@ def test_seed_mean_difference_bootstraps_every_seed_run_jointly():
     assert (d["lo"], d["hi"]) == tuple(float(v) for v in metrics.percentile_interval(diff, 0.95))
 
 
-def _write(root: Path, name: str, y: np.ndarray, s: np.ndarray, seed: int = 0, level: str = "detector", **param):
-    """A run directory as notebook 08 writes it (record with n_train, scores_test.npz)."""
+def _write(root: Path, name: str, y: np.ndarray, s: np.ndarray, seed: int = 0, level: str = "detector", limit: int = 0):
+    """A run directory as notebook 08 writes it (record with n_train and max_train_jets, scores_test.npz)."""
     summary = {"model": name.removesuffix("_particle"), "level": level, "k": 8, "params": 10, "epochs": 1}
-    summary.update(train_seconds=1.0, n_train=param.pop("n_train", 1000), **qg_train.summarize(y, s))
-    tag = "-".join([f"seed{seed}", *(f"{k}{v}" for k, v in param.items())])
-    parameters = {"profile": "smoke", "seed": seed, "model": summary["model"], "run_tag": tag, **param}
+    summary.update(train_seconds=1.0, n_train=limit or 9000, **qg_train.summarize(y, s))
+    tag = f"seed{seed}-train{limit}" if limit else f"seed{seed}"
+    parameters = {"profile": "smoke", "seed": seed, "model": summary["model"], "run_tag": tag, "max_train_jets": limit}
     out = root / f"{name}@{tag}"
     runs.write_record(out, parameters=parameters, metrics=summary)
     qg_train.write_scores(out, "test", y, s)
@@ -100,6 +100,11 @@ def test_groups_deltas_and_mismatched_jets(tmp_path):
     assert by["my_new_net"]["delta"] == pytest.approx(direct["delta"], abs=1e-12)
     assert by["resnet_pc_1024_m"]["delta"] == 0.0 and by["resnet_pc_1024_m"]["delta_lo"] == 0.0
     assert by["mlp"]["auc_std"] is None and by["mlp"]["auc_lo"] < by["mlp"]["auc"] < by["mlp"]["auc_hi"]
+    fig = qg_compare.delta_figure(rows)  # one panel, three models with error bars, lines at 0 and +0.02
+    assert len(fig.axes) == 1 and len(fig.axes[0].get_yticklabels()) == 3
+    vertical = [line.get_xdata() for line in fig.axes[0].lines if line.get_linestyle() in ("-", "--")]
+    assert {float(x[0]) for x in vertical if len(x) == 2 and x[0] == x[1]} == {0.0, qg_compare.GOAL_MARGIN}
+    matplotlib.pyplot.close(fig)
     table = qg_compare.summary_table(rows).splitlines()
     assert len(table) == 2 + 3 and table[2].startswith("| mlp |") and "± n/a" in table[2]
     assert "| 0, 1, 2 (3) |" in table[3] and "+0.0000 [+0.0000, +0.0000] vs resnet_pc_1024_m" in table[4]
@@ -147,11 +152,11 @@ def test_goals_met_only_when_the_interval_excludes_the_threshold():
 
 def test_learning_curve(tmp_path):
     y, s = _binormal(2000, [0.8, 1.0, 1.1, 0.9, 1.2, 1.15], 0.5, seed=6)
-    for i, (n, limit) in enumerate(((1000, 1000), (3000, 3000), (9000, 0))):
-        _write(tmp_path, "pfn_particle", y, s[i], level="particle", n_train=n, train=limit)
-    _write(tmp_path, "particlenet_lite_particle", y, s[3], level="particle", n_train=1000, train=1000)
+    for i, limit in enumerate((1000, 3000, 0)):
+        _write(tmp_path, "pfn_particle", y, s[i], level="particle", limit=limit)
+    _write(tmp_path, "particlenet_lite_particle", y, s[3], level="particle", limit=1000)
     for seed in (0, 1):
-        _write(tmp_path, "particlenet_lite_particle", y, s[4 + seed], seed=seed, level="particle", n_train=9000)
+        _write(tmp_path, "particlenet_lite_particle", y, s[4 + seed], seed=seed, level="particle")
     rows = qg_compare.group_summaries(qg_compare.load_runs("unused", tmp_path), n_resamples=200)
     assert qg_compare.learning_curve_models(rows) == ["pfn_particle", "particlenet_lite_particle"]
     curve = qg_compare.learning_curve(rows, "pfn_particle")
@@ -161,7 +166,8 @@ def test_learning_curve(tmp_path):
     pn = qg_compare.learning_curve(rows, "particlenet_lite_particle")
     assert [(p["n_train"], p["n_seeds"]) for p in pn] == [(1000, 1), (9000, 2)]
     assert pn[1]["auc"] == pytest.approx(np.mean([metrics.roc_auc(y, r) for r in s[4:]]))
-    assert [r["label"] for r in rows if r["name"] == "pfn_particle"][0].startswith("pfn_particle@train")
+    labels = [r["label"] for r in rows if r["name"] == "pfn_particle"]
+    assert labels == ["pfn_particle", "pfn_particle (1000 training jets)", "pfn_particle (3000 training jets)"]
     fig = qg_compare.learning_curve_figure(rows)
     assert fig.axes[0].get_xscale() == "log" and len(fig.axes[0].lines) >= 2 + len(qg_compare.PUBLISHED_LEARNING)
     matplotlib.pyplot.close(fig)

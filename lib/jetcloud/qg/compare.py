@@ -336,12 +336,18 @@ def paired_difference(
     )
 
 
-def _group_label(group: list[dict[str, Any]], names: dict[str, int]) -> str:
-    name = group[0]["name"]
-    if names[name] == 1:
-        return name
-    rest = re.sub(r"(^|-)seed[^-]*", "", str(group[0].get("tag") or "")).strip("-")
-    return f"{name}@{rest}" if rest else name
+def _group_labels(groups: Sequence[list[dict[str, Any]]]) -> list[str]:
+    """Per group its run name, with ``(N training jets)`` for a limited training set; names still shared by several
+    groups get their tag without the seed instead (``mlp@lr0.001-steps100``)."""
+    labels = []
+    for group in groups:
+        limit = int(group[0].get("param.max_train_jets") or 0)
+        labels.append(f"{group[0]['name']} ({limit} training jets)" if limit else group[0]["name"])
+    for i, group in enumerate(groups):
+        if labels.count(labels[i]) > 1:
+            rest = re.sub(r"(^|-)seed[^-]*", "", str(group[0].get("tag") or "")).strip("-")
+            labels[i] = f"{group[0]['name']}@{rest}"
+    return labels
 
 
 def _mean_std(values: Sequence[Any]) -> tuple[float | None, float | None]:
@@ -370,7 +376,7 @@ def group_summaries(
 ) -> list[dict[str, Any]]:
     """One row per seed group (:func:`seed_groups`): AUC and Rej50 over seeds, intervals, ΔAUC to the reference.
 
-    Row keys: ``label`` (the run name, plus the tag without the seed when a name has several groups), ``name``,
+    Row keys: ``label`` (the run name, with the training-set limit or the tag without the seed where needed), ``name``,
     ``model``, ``level``, ``new`` (:func:`is_new_model`), ``runs``, ``seeds``, ``n_seeds``, ``n_train`` (training
     jets; None for runs recorded before it was), ``max_train_jets``, ``auc`` / ``auc_std`` (mean and sample standard
     deviation over seeds; std None for one seed), ``auc_lo`` / ``auc_hi`` (bootstrap interval of the seed-mean AUC
@@ -383,11 +389,8 @@ def group_summaries(
     """
     groups = seed_groups(runs)
     resampled = _resampled_aucs(runs, n_resamples, seed)
-    names: dict[str, int] = {}
-    for group in groups:
-        names[group[0]["name"]] = names.get(group[0]["name"], 0) + 1
     rows = []
-    for group in groups:
+    for group, label in zip(groups, _group_labels(groups), strict=True):
         for other in group[1:]:
             check_same_jets(group[0], other)
         aucs = np.mean([resampled[r["run"]] for r in group], axis=0)
@@ -397,7 +400,7 @@ def group_summaries(
         n_train = [r.get("n_train") for r in group]
         rows.append(
             {
-                "label": _group_label(group, names),
+                "label": label,
                 "name": group[0]["name"],
                 "model": model_of(group[0]),
                 "level": group[0]["level"],
@@ -541,11 +544,13 @@ def goals_text(g: dict[str, Any], profile: str = "") -> str:
     return "\n".join(
         [
             f"- Realism, goal: the report's MLP lands at {REPORT_MLP_AUC} ± {REALISM_TOLERANCE} AUC (full profile, "
-            f"report settings){on}. Measured: {mlp}. {verdict[met['mlp_auc']]} (interval inside the window).",
+            f"report settings){on}. Measured: {mlp}. {verdict[met['mlp_auc']]} (met when the interval lies inside "
+            "the window).",
             f"- Detector level, goal: a new model beats {REPORT_BEST} by >= {GOAL_MARGIN} AUC on the same jets. "
-            f"Measured: {detector}. {verdict[met['delta_auc_vs_resnet_pc_1024_m']]} (interval above {GOAL_MARGIN}).",
+            f"Measured: {detector}. {verdict[met['delta_auc_vs_resnet_pc_1024_m']]} (met when the interval lies "
+            f"above {GOAL_MARGIN}).",
             f"- Particle level, goal: AUC >= {GOAL_PARTICLE_AUC} (full profile){on}. Measured: {particle}. "
-            f"{verdict[met['particle_level_best_auc']]} (interval above {GOAL_PARTICLE_AUC}).",
+            f"{verdict[met['particle_level_best_auc']]} (met when the interval lies above {GOAL_PARTICLE_AUC}).",
         ]
     )
 
@@ -611,14 +616,15 @@ def delta_figure(rows: Sequence[dict[str, Any]], confidence: float = 0.95) -> ma
         y = np.arange(len(shown))
         x = np.array([r["delta"] for r in shown])
         err = np.array([[r["delta"] - r["delta_lo"], r["delta_hi"] - r["delta"]] for r in shown]).T
-        colors = ["C1" if r["new"] else "C0" for r in shown]
-        ax.errorbar(x, y, xerr=err, fmt="none", ecolor=colors, capsize=3)
-        ax.scatter(x, y, c=colors, zorder=3)
+        for new, color, what in ((False, "C0", "report's models"), (True, "C1", "new models")):
+            sel = np.array([r["new"] == new for r in shown])
+            if sel.any():
+                ax.errorbar(x[sel], y[sel], xerr=err[:, sel], fmt="o", color=color, capsize=3, label=what)
         ax.set_yticks(y, [f"{r['label']} (n={r['n_seeds']})" for r in shown], fontsize="x-small")
         ax.axvline(0, color="grey", lw=1)
         if level == "detector":
             ax.axvline(GOAL_MARGIN, color="C3", ls="--", lw=1, label=f"goal +{GOAL_MARGIN}")
-            ax.legend(fontsize="x-small")
+        ax.legend(fontsize="x-small")
         ax.set_xlabel(f"ΔAUC vs {shown[0]['reference']} ({100 * confidence:g}% paired bootstrap)")
         ax.set_title(f"{level} level", fontsize="small")
     if not levels:
