@@ -113,6 +113,9 @@ def test_groups_deltas_and_mismatched_jets(tmp_path):
     found = qg_compare.load_runs("unused", tmp_path)
     with pytest.raises(ValueError, match=r"mlp@seed0 and mlp@seed1 have different test labels"):
         qg_compare.group_summaries(found, n_resamples=50)
+    broken = [r | {"scores": np.full(4000, np.nan)} if r["run"] == "mlp@seed1" else r for r in found]
+    with pytest.raises(ValueError, match=r"mlp@seed1: scores must be finite"):
+        qg_compare.group_summaries(broken, n_resamples=50)
     short = [r for r in found if r["run"] == "resnet_pc_1024_m@seed0"][0] | {"labels": y[:100], "run": "old"}
     with pytest.raises(ValueError, match=r"runs my_new_net@seed0 and old .*4000 and 100 jets"):
         qg_compare.paired_difference([r for r in found if r["run"] == "my_new_net@seed0"], [short])

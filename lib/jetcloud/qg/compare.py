@@ -364,9 +364,12 @@ def _resampled_aucs(runs: Sequence[dict[str, Any]], n_resamples: int, seed: int)
         sets.setdefault(np.asarray(r["labels"], np.int64).tobytes(), []).append(r)
     out = {}
     for members in sets.values():
-        _, resampled = metrics.bootstrap_auc(
-            members[0]["labels"], np.stack([r["scores"] for r in members]), n_resamples=n_resamples, seed=seed
-        )
+        try:
+            _, resampled = metrics.bootstrap_auc(
+                members[0]["labels"], np.stack([r["scores"] for r in members]), n_resamples=n_resamples, seed=seed
+            )
+        except ValueError as err:
+            raise ValueError(f"test scores of {', '.join(r['dir'] for r in members)}: {err}") from err
         out.update({r["run"]: resampled[:, i] for i, r in enumerate(members)})
     return out
 
