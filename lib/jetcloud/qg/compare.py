@@ -597,9 +597,10 @@ def learning_curve_figure(rows: Sequence[dict[str, Any]]) -> matplotlib.figure.F
         y = np.array([p["auc"] for p in points])
         err = np.array([[p["auc"] - p["auc_lo"], p["auc_hi"] - p["auc"]] for p in points]).T
         ax.errorbar(x, y, yerr=err, fmt="o-", color=f"C{i}", capsize=3, label=f"{name} (ours)")
-    for j, ref in enumerate(PUBLISHED_LEARNING):
-        ax.axhline(ref["auc"], ls=":", color=f"C{j + 3}", lw=1)
-        ax.plot([ref["train_jets"]], [ref["auc"]], "*", color=f"C{j + 3}", label=f"{ref['model']} {ref['auc']}")
+    colors = ("tab:blue", "tab:green", "tab:purple", "tab:brown")
+    for ref, color in zip(PUBLISHED_LEARNING, colors, strict=False):
+        ax.axhline(ref["auc"], ls=":", color=color, lw=1)
+        ax.plot([ref["train_jets"]], [ref["auc"]], "*", color=color, label=f"{ref['model']} {ref['auc']}")
     ax.set_xscale("log")
     ax.set_xlabel("training jets")
     ax.set_ylabel("test AUC")
@@ -626,8 +627,8 @@ def delta_figure(rows: Sequence[dict[str, Any]], confidence: float = 0.95) -> ma
         ax.set_yticks(y, [f"{r['label']} (n={r['n_seeds']})" for r in shown], fontsize="x-small")
         ax.axvline(0, color="grey", lw=1)
         if level == "detector":
-            ax.axvline(GOAL_MARGIN, color="C3", ls="--", lw=1, label=f"goal +{GOAL_MARGIN}")
-        ax.legend(fontsize="x-small")
+            ax.axvline(GOAL_MARGIN, color="tab:red", ls="--", lw=1, label=f"goal +{GOAL_MARGIN}")
+            ax.legend(fontsize="x-small")
         ax.set_xlabel(f"ΔAUC vs {shown[0]['reference']} ({100 * confidence:g}% paired bootstrap)")
         ax.set_title(f"{level} level", fontsize="small")
     if not levels:
