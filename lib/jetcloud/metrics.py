@@ -185,3 +185,114 @@ def percentile_interval(
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices (empty bins) give NaN, on purpose
         lo, hi = np.nanquantile(np.asarray(resampled, np.float64), [tail, 1.0 - tail], axis=axis)
     return lo, hi
+
+
+# --------------------------------------------------------------------------------------------------------------
+# bootstrap of the ROC AUC (quark/gluon, notebook 09)
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _check_scores(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(labels bool [n], scores float64 [M, n])`` after checking shapes, classes and finiteness."""
+    y = np.asarray(labels)
+    s = np.atleast_2d(np.asarray(scores, np.float64))
+    if y.ndim != 1 or s.ndim != 2 or s.shape[1] != len(y):
+        raise ValueError(f"scores {s.shape} must be [M, n] for {y.shape} labels (n = {len(y)})")
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError("labels must be 0 or 1")
+    y = y.astype(bool)
+    if y.all() or not y.any():
+        raise ValueError(f"an AUC needs both classes, got {int(y.sum())} positives of {len(y)}")
+    if not np.isfinite(s).all():
+        raise ValueError("scores must be finite")
+    return y, s
+
+
+def weighted_auc(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """ROC AUC of every model (row of ``scores`` [M, n]) under every set of jet weights (row of ``weights`` [B, n]).
+
+    Returns ``[B, M]``. With integer weights (how often each jet was drawn in a bootstrap resample) this is the
+    AUC of the resampled set: the Mann-Whitney probability that a positive scores above a negative, ties counting
+    one half. One sort per model, none per resample: jets in score order (tied scores merged into one entry),
+    ``sum_pos w_pos * (negatives below + half the tied negatives) / (W_pos W_neg)`` with a running sum of the
+    negative weights. All-ones weights give :func:`roc_auc`; a row without positives or negatives gives NaN.
+    Weights are held in float32 (exact for integer counts below 2**24), the sums in float64.
+    """
+    y, s = _check_scores(labels, scores)
+    w = np.atleast_2d(np.asarray(weights, np.float32))
+    if w.shape[1] != len(y):
+        raise ValueError(f"weights {w.shape} must be [B, n] with n = {len(y)}")
+    w_pos, w_neg = w * y, w * ~y
+    total = w_pos.sum(axis=1, dtype=np.float64) * w_neg.sum(axis=1, dtype=np.float64)
+    out = np.empty((len(w), len(s)))
+    for m, row in enumerate(s):  # a loop over the few models only
+        order = np.argsort(row, kind="stable")
+        pos, neg = np.take(w_pos, order, axis=1), np.take(w_neg, order, axis=1)
+        starts = np.flatnonzero(np.r_[True, np.diff(row[order]) != 0])
+        if len(starts) < len(row):  # tied scores: one entry per distinct score
+            pos, neg = np.add.reduceat(pos, starts, axis=1), np.add.reduceat(neg, starts, axis=1)
+        below = np.cumsum(neg, axis=1)
+        below -= 0.5 * neg  # the negatives strictly below, plus half of those with the same score
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[:, m] = (pos.astype(np.float64) * below).sum(axis=1) / total
+    return out
+
+
+def bootstrap_auc(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    *,
+    n_resamples: int = 1000,
+    seed: int | Sequence[int] = 0,
+    max_elements: int = 4_000_000,
+) -> tuple[np.ndarray, np.ndarray]:
+    """AUC of ``scores`` ``[M, n]`` (M models on the *same* n jets, one label vector), bootstrapped over the jets.
+
+    Every resample draws one set of n jet indices (with replacement) shared by all M models (a paired bootstrap:
+    differences between models keep their correlation). Returns ``(point [M], resampled [n_resamples, M])``,
+    deterministic for a seed; resamples are computed in chunks of at most ``max_elements`` weights
+    (:func:`weighted_auc` on the jet counts of each resample).
+    """
+    y, s = _check_scores(labels, scores)
+    n = len(y)
+    point = weighted_auc(y, s, np.ones((1, n)))[0]
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(n_resamples, n))  # drawn at once, so chunking does not change the numbers
+    out = np.empty((n_resamples, len(s)))
+    step = max(1, max_elements // n)
+    for start in range(0, n_resamples, step):  # a loop over memory-sized chunks of resamples only
+        chunk = idx[start : start + step]
+        rows = np.arange(len(chunk))[:, None] * n
+        counts = np.bincount((chunk + rows).ravel(), minlength=len(chunk) * n).reshape(len(chunk), n)
+        out[start : start + step] = weighted_auc(y, s, counts)
+    return point, out
+
+
+def paired_auc_difference(
+    labels: np.ndarray,
+    scores_a: np.ndarray,
+    scores_b: np.ndarray,
+    *,
+    n_resamples: int = 1000,
+    seed: int | Sequence[int] = 0,
+    confidence: float = 0.95,
+) -> dict[str, float]:
+    """Mean AUC of models A minus mean AUC of models B on the same jets, with a paired bootstrap interval.
+
+    ``scores_a`` ``[Ma, n]`` and ``scores_b`` ``[Mb, n]`` are the scores of the seed runs of two architectures on
+    the same n jets (``labels``). ``delta`` = mean over A's runs of their AUC minus the same mean over B's. The
+    interval is the central ``confidence`` percentile interval of that difference over ``n_resamples`` bootstrap
+    resamples of the jets, each resample drawing one index set for every run of both (:func:`bootstrap_auc`), so
+    the jet-to-jet correlation of the two architectures cancels. It describes the test-set sampling only, not the
+    spread over training seeds. Returns ``delta, lo, hi, auc_a, auc_b`` (the seed-mean AUCs).
+    """
+    a = np.atleast_2d(np.asarray(scores_a, np.float64))
+    b = np.atleast_2d(np.asarray(scores_b, np.float64))
+    if a.shape[1:] != b.shape[1:]:
+        raise ValueError(f"scores_a {a.shape} and scores_b {b.shape} must hold the same number of jets")
+    point, resampled = bootstrap_auc(labels, np.concatenate([a, b]), n_resamples=n_resamples, seed=seed)
+    split = len(a)
+    diff = resampled[:, :split].mean(axis=1) - resampled[:, split:].mean(axis=1)
+    lo, hi = percentile_interval(diff, confidence)
+    auc_a, auc_b = float(point[:split].mean()), float(point[split:].mean())
+    return {"delta": auc_a - auc_b, "lo": float(lo), "hi": float(hi), "auc_a": auc_a, "auc_b": auc_b}

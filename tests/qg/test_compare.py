@@ -6,6 +6,7 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
+import pytest
 
 from jetcloud import runs
 from jetcloud.qg import compare as qg_compare
@@ -49,19 +50,23 @@ def test_runs_tables_and_goals(tmp_path):
     table = qg_compare.results_table(runs).splitlines()
     assert len(table) == 2 + 3 and table[3].startswith("| particlenet_lite | detector | 200 | 1,000 |")
 
-    goal = qg_compare.goals(runs)  # ResNet_PC_1024_M not trained: the detector goal is not measured
-    assert goal["best_stronger_run"] == "particlenet_lite" and goal["detector_goal_met"] is None
-    assert goal["best_report_trained_run"] == "mlp" and goal["margin"] is None
-    assert goal["particle_run"] == "particlenet_lite_particle"
-    assert goal["particle_goal_met"] == (goal["particle_auc"] >= qg_compare.GOAL_PARTICLE_AUC)
-    text = qg_compare.goals_text(goal)
-    assert "resnet_pc_1024_m was not trained in this profile" in text and "**not measured**" in text
+    rows = qg_compare.group_summaries(runs, n_resamples=200)  # ResNet_PC_1024_M not trained: no detector ΔAUC
+    goal = qg_compare.goals(rows)
+    assert set(goal) == set(qg_compare.GOAL_KEYS)
+    assert goal["best_new_model"] == "particlenet_lite" and goal["delta_auc_vs_resnet_pc_1024_m"] is None
+    assert goal["met"]["delta_auc_vs_resnet_pc_1024_m"] is None and goal["mlp_auc"] == runs[0]["auc"]
+    assert goal["particle_level_best_model"] == "particlenet_lite_particle"
+    text = qg_compare.goals_text(goal, "smoke")
+    assert "resnet_pc_1024_m not trained" in text and "**not measured**" in text
 
     write_run(tmp_path, "resnet_pc_1024_m", 1.5)
-    goal = qg_compare.goals(qg_compare.load_runs("unused", tmp_path))
-    assert goal["margin"] == goal["best_stronger_auc"] - goal["report_best_auc"]
-    assert goal["detector_goal_met"] == (goal["margin"] >= qg_compare.GOAL_MARGIN)
-    assert "margin +" in qg_compare.goals_text(goal)
+    rows = qg_compare.group_summaries(qg_compare.load_runs("unused", tmp_path), n_resamples=200)
+    goal = qg_compare.goals(rows)
+    best = next(r for r in rows if r["label"] == "particlenet_lite")
+    assert goal["delta_auc_vs_resnet_pc_1024_m"] == pytest.approx(best["auc"] - goal["resnet_pc_1024_m_auc"])
+    assert goal["met"]["delta_auc_vs_resnet_pc_1024_m"] == (goal["delta_auc_ci_low"] > qg_compare.GOAL_MARGIN)
+    assert "ΔAUC +" in qg_compare.goals_text(goal)
+    assert qg_compare.delta_figure(rows).axes
 
     for figure in (qg_compare.roc_figure(runs), qg_compare.histories_figure(runs), qg_compare.auc_versus_figure(runs)):
         assert figure.axes
@@ -70,8 +75,8 @@ def test_runs_tables_and_goals(tmp_path):
 
 def test_no_runs_and_reference_tables(tmp_path):
     assert qg_compare.load_runs("unused", tmp_path / "missing") == []
-    assert qg_compare.goals([])["particle_goal_met"] is None
-    assert "no stronger model" in qg_compare.goals_text(qg_compare.goals([]))
+    assert qg_compare.goals([])["met"] == dict.fromkeys(qg_compare.goals([])["met"])  # every flag None
+    assert "no new model" in qg_compare.goals_text(qg_compare.goals([]))
     ref = qg_compare.reference_table(qg_compare.PUBLISHED_CMS, "Reference").splitlines()
     assert ref[0] == "**Reference**" and len(ref) == 4 + len(qg_compare.PUBLISHED_CMS)
     assert "0.7780" in ref[4]  # the report's MLP on the real CMS jets

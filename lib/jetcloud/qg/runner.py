@@ -18,13 +18,13 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from jetcloud import runs
 
-__all__ = ["check_e2e", "TrainRun", "train_run"]
+__all__ = ["check_e2e", "TrainRun", "train_run", "limit_training_set", "train_tag"]
 
 
 def check_e2e(path: str | os.PathLike) -> str:
@@ -49,6 +49,37 @@ class TrainRun:
     settings: dict[str, Any]
 
 
+def limit_training_set(data: Any, max_train_jets: int) -> Any:
+    """``data`` (a :class:`jetcloud.qg.train.QGData`) with its training set cut to the first ``max_train_jets`` jets.
+
+    0 keeps every jet. The first N jets of the training split (after the fixed validation split, in file order:
+    the same jets for every seed and model, and each smaller set inside every larger one) make the points of a
+    learning curve (the training files are shuffled); validation and test jets are untouched. Raises
+    ``ValueError`` naming the data when N is negative or larger than the training set.
+    """
+    from torch.utils.data import Subset
+
+    n = len(data.train)
+    if max_train_jets < 0 or max_train_jets > n:
+        raise ValueError(f"max_train_jets must be in [0, {n}] (0: all; {data.source} has {n}), got {max_train_jets}")
+    if max_train_jets in (0, n):
+        return data
+    subset = Subset(data.train, range(max_train_jets))
+    subset.collate_fn = getattr(data.train, "collate_fn", None)  # the batch collation of jetcloud.train
+    return replace(data, train=subset)
+
+
+def train_tag(
+    model: str, settings: dict[str, Any], *, k_points: int = 0, val_fraction: float = 0.1, max_train_jets: int = 0
+) -> str:
+    """The default run tag: :func:`jetcloud.qg.train.run_tag`, plus ``-train<N>`` when ``max_train_jets`` limits
+    the training set (so the points of a learning curve live side by side)."""
+    from jetcloud.qg import train as qg_train
+
+    tag = qg_train.run_tag(model, settings, k_points=k_points, val_fraction=val_fraction)
+    return f"{tag}-train{max_train_jets}" if max_train_jets else tag
+
+
 def _rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
@@ -63,6 +94,7 @@ def train_run(
     k: int = 0,
     particle_level: bool = False,
     val_fraction: float = 0.1,
+    max_train_jets: int = 0,
     seed: int = 0,
     resume: bool = True,
     callbacks: Sequence[Callable[[int, Mapping[str, float]], None]] = (),
@@ -77,6 +109,8 @@ def train_run(
         out: run directory; None: :func:`jetcloud.qg.train.run_dir` with ``tag``.
         tag: run directory tag; empty: :func:`jetcloud.qg.train.run_tag` (the seed and the changed settings).
         k, particle_level, val_fraction: as in :func:`jetcloud.qg.train.load_data`.
+        max_train_jets: train on the first N training jets only (:func:`limit_training_set`; 0: all); part of
+            the default tag (:func:`train_tag`).
         seed: seeds numpy, torch and the shuffling.
         resume: continue from ``last.pt`` of an earlier run with the same settings.
         callbacks: ``fn(epoch, row)`` after every epoch (:func:`jetcloud.train.fit`; may raise to stop).
@@ -88,11 +122,12 @@ def train_run(
 
     nbtools.seed_everything(seed)
     settings = qg_train.preset(model, **overrides, seed=seed)
-    tag = tag or qg_train.run_tag(model, settings, k_points=k, val_fraction=val_fraction)
+    tag = tag or train_tag(model, settings, k_points=k, val_fraction=val_fraction, max_train_jets=max_train_jets)
     out_dir = Path(out) if out else qg_train.run_dir(profile, model, particle_level, tag)
     dataset = qg_train.load_data(
         profile, model, k=k, particle_level=particle_level, val_fraction=val_fraction, source=data
     )
+    dataset = limit_training_set(dataset, max_train_jets)
     net = models.get_model(model, **qg_train.model_kwargs(model, dataset))
     t0 = time.perf_counter()
     result = train.fit(
@@ -118,6 +153,7 @@ def train_run(
         "k_points": k,
         "particle_level": particle_level,
         "val_fraction": val_fraction,
+        "max_train_jets": max_train_jets,
         "device": settings.get("device", "auto"),
         "resume": resume,
         "run_tag": tag,
@@ -147,6 +183,7 @@ def _evaluate(net: Any, dataset: Any, result: Any, settings: dict[str, Any], mod
         level=dataset.level,
         k=dataset.k,
         params=models.parameter_counts(net)["trainable"],
+        n_train=len(dataset.train),
         source=dataset.source,
         epochs=result.epochs_done,
         best_epoch=result.best_epoch,
