@@ -25,7 +25,14 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from jetcloud.models.qg_common import ClassifierBase, check_input, log_transform, masked_batchnorm, point_mask
+from jetcloud.models.qg_common import (
+    ClassifierBase,
+    check_input,
+    log_transform,
+    masked_batchnorm,
+    point_mask,
+    split_globals,
+)
 from jetcloud.models.registry import register_model
 
 __all__ = ["EdgeConvBlock", "ParticleNet", "SIZES", "knn"]
@@ -91,6 +98,7 @@ class ParticleNet(ClassifierBase):
         coord_index: Sequence[int] = (4, 3),
         log_features: Sequence[int] = (0, 1, 2),
         dropout: float = 0.1,
+        n_globals: int = 0,
     ) -> None:
         super().__init__()
         if size not in SIZES:
@@ -105,7 +113,9 @@ class ParticleNet(ClassifierBase):
             coord_index=tuple(coord_index),
             log_features=tuple(log_features),
             dropout=dropout,
+            **({"n_globals": n_globals} if n_globals else {}),
         )
+        self._init_globals(n_globals)
         self.in_features = in_features
         self.coord_index, self.log_features = list(coord_index), list(log_features)
         k, blocks, fc = SIZES[size]
@@ -116,6 +126,7 @@ class ParticleNet(ClassifierBase):
             self.blocks.append(EdgeConvBlock(k, c, widths))
             c = widths[-1]
         head: list[nn.Module] = []
+        c += n_globals
         for w in fc:
             head += [nn.Linear(c, w), nn.ReLU(), nn.Dropout(dropout)]
             c = w
@@ -123,6 +134,7 @@ class ParticleNet(ClassifierBase):
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         check_input(x, self.in_features, "particlenet")
+        x, glob = split_globals(x, self.n_globals, "particlenet")
         mask = point_mask(x) if mask is None else mask.bool()
         m = mask.unsqueeze(1).to(x.dtype)  # [B, 1, P]
         far = (~mask).unsqueeze(1).to(x.dtype) * _FAR
@@ -132,7 +144,7 @@ class ParticleNet(ClassifierBase):
             pts = points if i == 0 else feats * m + far
             feats = block(pts, feats) * m
         pooled = feats.sum(dim=-1) / m.sum(dim=-1).clamp(min=1.0)
-        return self.head(pooled)
+        return self.head(self._with_globals(pooled, glob))
 
 
 @register_model("particlenet")
@@ -142,9 +154,10 @@ def particlenet(
     size: str = "full",
     coord_index: Sequence[int] = (4, 3),
     log_features: Sequence[int] = (0, 1, 2),
+    n_globals: int = 0,
 ) -> ParticleNet:
-    """ParticleNet (``size="full"`` by default; ``"lite"`` for a CPU)."""
-    return ParticleNet(in_features, num_classes, size, coord_index, log_features)
+    """ParticleNet (``size="full"`` by default; ``"lite"`` for a CPU); ``n_globals`` per-jet features in the head."""
+    return ParticleNet(in_features, num_classes, size, coord_index, log_features, n_globals=n_globals)
 
 
 @register_model("particlenet_lite")
@@ -153,6 +166,7 @@ def particlenet_lite(
     num_classes: int = 2,
     coord_index: Sequence[int] = (4, 3),
     log_features: Sequence[int] = (0, 1, 2),
+    n_globals: int = 0,
 ) -> ParticleNet:
     """ParticleNet-Lite (k = 7, two EdgeConv blocks): the CPU-sized model of the demo profile."""
-    return ParticleNet(in_features, num_classes, "lite", coord_index, log_features)
+    return ParticleNet(in_features, num_classes, "lite", coord_index, log_features, n_globals=n_globals)
