@@ -102,4 +102,7 @@ jc_bootstrap() {
 
     export VIRTUAL_ENV="$PWD/$JC_VENV"
     export PATH="$VIRTUAL_ENV/bin:$PATH"
+    # This checkout's lib/ first: a venv shared with another checkout (a worktree, a copy) has its editable
+    # install pointing there, and the notebooks' kernels inherit this variable.
+    export PYTHONPATH="$PWD/lib${PYTHONPATH:+:$PYTHONPATH}"
 }

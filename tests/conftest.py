@@ -11,6 +11,7 @@ locations on their smoke defaults.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,11 @@ import pytest
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# This checkout's package first, also in the subprocesses tests start: a venv shared with another checkout
+# (a git worktree) has its editable install pointing there.
+if str(REPO_ROOT / "lib") not in sys.path[:1]:
+    sys.path.insert(0, str(REPO_ROOT / "lib"))
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, (str(REPO_ROOT / "lib"), os.environ.get("PYTHONPATH"))))
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 
 

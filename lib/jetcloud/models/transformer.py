@@ -14,6 +14,9 @@
   feed-forward), then **class-attention blocks** where a learned class token attends to the points, and a
   LayerNorm + Linear head on the class token.
 
+With ``n_globals`` the per-jet features of input row 0 (:func:`.qg_common.split_globals`) join the class token
+before the head.
+
 Padding keys are masked out of every attention, so the output does not depend on the padding rows (mask = the
 ``mask`` argument or the non-zero rows).
 
