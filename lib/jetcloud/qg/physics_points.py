@@ -274,8 +274,10 @@ def convert_physics_points(
     return summary
 
 
-def read_physics_points(path: str | os.PathLike, split: str = "train") -> dict[str, np.ndarray]:
-    """``X``, ``n_points``, ``globals``, ``Y`` (and the other per-jet arrays) of one split, checked."""
+def read_physics_points(path: str | os.PathLike, split: str = "train", k: int = 0) -> dict[str, np.ndarray]:
+    """``X``, ``n_points``, ``globals``, ``Y`` (and the other per-jet arrays) of one split, checked.
+
+    ``k > 0`` reads only the first ``k`` points of each jet (its ``k`` most energetic), not the whole width."""
     from jetcloud.qg.e2e import open_h5
 
     path = Path(path)
@@ -287,7 +289,8 @@ def read_physics_points(path: str | os.PathLike, split: str = "train") -> dict[s
         missing = [f"{split}/{k}" for k in ("X", *_PER_JET) if f"{split}/{k}" not in f]
         if missing:
             raise KeyError(f"{path}: missing {missing}; write the file with convert_physics_points (notebook 07)")
-        out = {key: np.asarray(f[f"{split}/{key}"]) for key in ("X", *_PER_JET)}
+        out = {key: np.asarray(f[f"{split}/{key}"]) for key in _PER_JET}
+        out["X"] = np.asarray(f[f"{split}/X"][:, :k] if k > 0 else f[f"{split}/X"])
     x = out["X"]
     if x.ndim != 3 or x.shape[2] != len(FEATURES) or len(out["Y"]) != len(x):
         raise ValueError(f"{path}: {split}/X has shape {x.shape}; expected (N, K, {len(FEATURES)}) with N labels")

@@ -355,8 +355,8 @@ def _physics_arrays(directory: Path, k: int) -> tuple[dict[str, tuple[np.ndarray
         raise FileNotFoundError(f"physics-points file {path} does not exist: run notebook 07 (convert_physics_points)")
     out = {}
     for split in ("train", "test"):
-        arrays = read_physics_points(path, split)
-        x = arrays["X"][:, :k] if k else arrays["X"]
+        arrays = read_physics_points(path, split, k)
+        x = arrays["X"]
         header = np.zeros((len(x), 1, x.shape[2]), np.float32)
         header[:, 0, : len(GLOBAL_FEATURES)] = arrays["globals"]
         out[split] = (np.concatenate([header, x], axis=1), arrays["Y"])
