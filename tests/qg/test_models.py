@@ -83,6 +83,7 @@ QG_MODELS = (
     "particlenet_lite",
     "transformer",
     "transformer_small",
+    "deepsets",
 )
 
 
@@ -268,12 +269,14 @@ def test_particle_features():
     feats = qg_train.particle_features(x, k=5)
     assert feats.shape == (2, 5, len(qg_train.PARTICLE_FEATURES))
     assert np.all(feats[0, 3:] == 0) and np.all(feats[1, 2:] == 0)
-    np.testing.assert_allclose(feats[0, :3, 1], [0.5, 20 / 60, 10 / 60])  # sorted by pT
-    np.testing.assert_array_equal(feats[0, :3, 2], [0, 0, 1])  # charge
-    np.testing.assert_array_equal(feats[0, :3, 3], [1, 0, 0])  # photon
-    np.testing.assert_array_equal(feats[0, :3, 6], [0, 1, 0])  # neutral hadron
-    np.testing.assert_array_equal(feats[1, :2, 2], [-1, 1])  # e- and mu+
-    assert abs(float((feats[0, :3, 1] * feats[0, :3, 7]).sum())) < 1e-6  # centred on the pT-weighted axis
+    f = {name: i for i, name in enumerate(qg_train.PARTICLE_FEATURES)}
+    np.testing.assert_allclose(feats[0, :3, f["pt_rel"]], [0.5, 20 / 60, 10 / 60])  # sorted by pT
+    np.testing.assert_array_equal(feats[0, :3, f["charge"]], [0, 0, 1])  # charge
+    np.testing.assert_array_equal(feats[0, :3, f["is_photon"]], [1, 0, 0])  # photon
+    np.testing.assert_array_equal(feats[0, :3, f["is_neutral_hadron"]], [0, 1, 0])  # neutral hadron
+    np.testing.assert_array_equal(feats[1, :2, f["charge"]], [-1, 1])  # e- and mu+
+    centred = (feats[0, :3, f["pt_rel"]] * feats[0, :3, f["dy"]]).sum()
+    assert abs(float(centred)) < 1e-6  # centred on the pT-weighted axis
 
 
 def test_scores_file_and_run_directory(tmp_path, isolated_outputs):

@@ -7,6 +7,7 @@ name                       model
                            ``faithful_tnet=True`` = the report's 85.9 M-parameter model (ATLAS, per point)
 ``pointnet_attention``     :class:`PointNetAttentionSegmentation`: transformer encoder layers over the points
 ``mlp``, ``pfn``           the E2E report's MLP; a Particle Flow Network (Deep Sets) (:mod:`.mlp`)
+``deepsets``               Deep Sets on the physics points with per-jet globals in the head (:mod:`.mlp`)
 ``sparse_cnn_200/800``     the E2E report's sparse CNNs (:mod:`.sparse_cnn`)
 ``resnet_pc_*``            the E2E report's ResNet_PC family (:mod:`.resnet_pc`)
 ``particlenet[_lite]``     ParticleNet-style EdgeConv classifiers (:mod:`.particlenet`)

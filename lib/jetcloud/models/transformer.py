@@ -5,12 +5,17 @@
   features of the real points (as ParT's input BatchNorm; a LayerNorm across these five features of different
   units, tried first, mixed energies with coordinates and the small model did not learn: demo AUC 0.603 against
   0.836), then an MLP (GELU, LayerNorm) to ``dim``.
-- **Pair bias** (ParT's interaction features, simplified to massless points): for each pair
-  ``ln Delta``, ``ln kT = ln(min(w_i, w_j) Delta)`` and ``ln z = ln(min(w_i, w_j) / (w_i + w_j))`` with the
-  coordinate distance ``Delta`` and the weights ``w``, through a small MLP to one additive attention bias per head.
+- **Pair bias** (ParT's interaction features, for massless points): for each pair ``ln Delta``,
+  ``ln kT = ln(min(w_i, w_j) Delta)``, ``ln z = ln(min(w_i, w_j) / (w_i + w_j))`` and
+  ``ln m^2 = ln(2 w_i w_j (cosh(Delta y) - cos(Delta phi)))`` (the invariant mass squared of two massless
+  particles of transverse momenta ``w``) with the coordinate distance ``Delta`` and the weights ``w`` (pT or
+  energy fractions), through a small MLP to one additive attention bias per head.
 - **Particle-attention blocks** (pre-LayerNorm multi-head attention with the pair bias and the padding mask, GELU
   feed-forward), then **class-attention blocks** where a learned class token attends to the points, and a
   LayerNorm + Linear head on the class token.
+
+With ``n_globals`` the per-jet features of input row 0 (:func:`.qg_common.split_globals`) join the class token
+before the head.
 
 Padding keys are masked out of every attention, so the output does not depend on the padding rows (mask = the
 ``mask`` argument or the non-zero rows).
@@ -27,10 +32,17 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from jetcloud.models.qg_common import ClassifierBase, check_input, log_transform, masked_batchnorm, point_mask
+from jetcloud.models.qg_common import (
+    ClassifierBase,
+    check_input,
+    log_transform,
+    masked_batchnorm,
+    point_mask,
+    split_globals,
+)
 from jetcloud.models.registry import register_model
 
-__all__ = ["ParticleTransformer", "SIZES", "pair_features"]
+__all__ = ["ParticleTransformer", "SIZES", "PAIR_FEATURES", "pair_features"]
 
 #: size -> (dim, heads, particle blocks, class blocks, feed-forward width, pair-MLP widths)
 SIZES: dict[str, tuple[int, int, int, int, int, tuple[int, ...]]] = {
@@ -39,14 +51,26 @@ SIZES: dict[str, tuple[int, int, int, int, int, tuple[int, ...]]] = {
 }
 
 
+#: Names of the pair features (ParT's interaction features).
+PAIR_FEATURES = ("ln_delta", "ln_kt", "ln_z", "ln_m2")
+
+
 def pair_features(coords: Tensor, weight: Tensor) -> Tensor:
-    """``[B, P, P, 3]``: ln Delta, ln kT, ln z of every pair (coords ``[B, P, 2]``, weights ``[B, P]`` >= 0)."""
+    """``[B, P, P, 4]``: ln Delta, ln kT, ln z, ln m^2 of every pair (coords ``[B, P, 2]`` = (y, phi), weights
+    ``[B, P]`` >= 0 = pT).
+
+    ``m^2 = 2 pT_i pT_j (cosh(y_i - y_j) - cos(phi_i - phi_j))``, exact for massless particles (``|Delta y|``
+    clamped at 20 against overflow); ln m^2, Delta and z are floored (1e-8, 1e-3, 1e-6) to stay finite.
+    """
     delta = torch.cdist(coords, coords).clamp(min=1e-3)
     w_i, w_j = weight.unsqueeze(2), weight.unsqueeze(1)
     w_min = torch.minimum(w_i, w_j).clamp(min=1e-6)
     kt = w_min * delta
     z = w_min / (w_i + w_j).clamp(min=1e-6)
-    return torch.stack([delta.log(), kt.log(), z.clamp(min=1e-6).log()], dim=-1)
+    dy = (coords[..., 0].unsqueeze(2) - coords[..., 0].unsqueeze(1)).clamp(-20.0, 20.0)
+    dphi = coords[..., 1].unsqueeze(2) - coords[..., 1].unsqueeze(1)
+    m2 = 2 * w_i * w_j * (torch.cosh(dy) - torch.cos(dphi))
+    return torch.stack([delta.log(), kt.log(), z.clamp(min=1e-6).log(), m2.clamp(min=1e-8).log()], dim=-1)
 
 
 class _Block(nn.Module):
@@ -78,6 +102,7 @@ class ParticleTransformer(ClassifierBase):
         energy_index: Sequence[int] = (0, 1, 2),
         pair_bias: bool = True,
         dropout: float = 0.0,
+        n_globals: int = 0,
     ) -> None:
         super().__init__()
         if size not in SIZES:
@@ -94,7 +119,9 @@ class ParticleTransformer(ClassifierBase):
             energy_index=tuple(energy_index),
             pair_bias=pair_bias,
             dropout=dropout,
+            **({"n_globals": n_globals} if n_globals else {}),
         )
+        self._init_globals(n_globals)
         dim, heads, n_blocks, n_cls, ffn, pair_widths = SIZES[size]
         self.in_features, self.heads = in_features, heads
         self.coord_index, self.log_features, self.energy_index = (
@@ -107,7 +134,7 @@ class ParticleTransformer(ClassifierBase):
         self.pair_embed: nn.Module | None = None
         if pair_bias:
             layers: list[nn.Module] = []
-            c = 3
+            c = len(PAIR_FEATURES)
             for w in pair_widths:
                 layers += [nn.Linear(c, w), nn.GELU()]
                 c = w
@@ -117,10 +144,11 @@ class ParticleTransformer(ClassifierBase):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         nn.init.trunc_normal_(self.cls_token, std=0.02)
         self.norm = nn.LayerNorm(dim)
-        self.head = nn.Linear(dim, num_classes)
+        self.head = nn.Linear(dim + n_globals, num_classes)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         check_input(x, self.in_features, "transformer")
+        x, glob = split_globals(x, self.n_globals, "transformer")
         mask = point_mask(x) if mask is None else mask.bool()
         b, p, _ = x.shape
         m = mask.to(x.dtype)
@@ -151,7 +179,7 @@ class ParticleTransformer(ClassifierBase):
         cls_bias = cls_bias.repeat_interleave(self.heads, dim=0)  # [B*H, 1, 1+P]
         for block in self.cls_blocks:
             cls = block(cls, torch.cat([cls, h], dim=1), cls_bias)
-        return self.head(self.norm(cls[:, 0]))
+        return self.head(self._with_globals(self.norm(cls[:, 0]), glob))
 
     def _order(self) -> list[int]:
         """Put the centred coordinates back into their input columns."""
@@ -169,9 +197,12 @@ def transformer(
     coord_index: Sequence[int] = (4, 3),
     log_features: Sequence[int] = (0, 1, 2),
     energy_index: Sequence[int] = (0, 1, 2),
+    n_globals: int = 0,
 ) -> ParticleTransformer:
     """Particle-Transformer-style encoder (``size="full"`` by default; ``"small"`` for a CPU)."""
-    return ParticleTransformer(in_features, num_classes, size, coord_index, log_features, energy_index)
+    return ParticleTransformer(
+        in_features, num_classes, size, coord_index, log_features, energy_index, n_globals=n_globals
+    )
 
 
 @register_model("transformer_small")
@@ -181,6 +212,9 @@ def transformer_small(
     coord_index: Sequence[int] = (4, 3),
     log_features: Sequence[int] = (0, 1, 2),
     energy_index: Sequence[int] = (0, 1, 2),
+    n_globals: int = 0,
 ) -> ParticleTransformer:
     """The CPU-sized transformer of the demo profile (dim 64, 4 heads, 2 + 1 blocks)."""
-    return ParticleTransformer(in_features, num_classes, "small", coord_index, log_features, energy_index)
+    return ParticleTransformer(
+        in_features, num_classes, "small", coord_index, log_features, energy_index, n_globals=n_globals
+    )

@@ -368,3 +368,35 @@ def pid_composition(table: Mapping[str, Mapping[str, float]]) -> plt.Figure:
     ax.set_ylabel("share of the particles [%]")
     ax.legend(fontsize="small")
     return fig
+
+
+# ---- physics points (notebook 07) -----------------------------------------------------------------------------
+_TYPE_STYLE = (("track", "tab:green", "^"), ("ECAL", "tab:blue", "o"), ("HCAL tower", "tab:red", "s"))
+
+
+@plots.simulation_figure("cms")
+def physics_points(n_type: np.ndarray, labels: np.ndarray, jet: np.ndarray, title: str = "") -> plt.Figure:
+    """Physics points per jet and type (quark vs gluon), and one jet's points ``jet [n, 8]``
+    (:data:`jetcloud.qg.physics_points.FEATURES`) in (delta phi, delta eta), coloured by type, area ~ energy."""
+    n_type, labels = np.asarray(n_type), np.asarray(labels)
+    fig, axes = plt.subplots(1, 5, figsize=(19, 3.8), gridspec_kw={"width_ratios": [1, 1, 1, 1, 1.3]})
+    columns = [*(n_type[:, t] for t in range(3)), n_type.sum(axis=1)]
+    for ax, values, name in zip(axes[:4], columns, ("track", "ECAL", "HCAL tower", "all"), strict=True):
+        bins = np.linspace(0, max(int(values.max(initial=0)) + 1, 10), 40)
+        for value, cls in ((1, "quark"), (0, "gluon")):
+            plots.histogram(ax, values[labels == value], bins, lw=1.5, label=cls)
+        ax.set_xlabel(f"points per jet: {name}")
+    axes[0].set_ylabel("jets")
+    axes[0].legend(fontsize="x-small")
+    ax = axes[4]
+    energy = np.exp(jet[:, 0])
+    for t, (name, colour, marker) in enumerate(_TYPE_STYLE):
+        sel = jet[:, 5 + t] > 0
+        area = 200 * energy[sel] / max(float(energy.max(initial=1.0)), 1e-9) + 2
+        ax.scatter(jet[sel, 3], jet[sel, 2], s=area, c=colour, marker=marker, alpha=0.6, label=f"{name} ({sel.sum()})")
+    ax.set_xlabel(r"$\Delta\phi$ to the jet axis")
+    ax.set_ylabel(r"$\Delta\eta$ to the jet axis")
+    ax.set_title(title, fontsize="small")
+    ax.legend(fontsize="x-small", loc="upper right")
+    fig.tight_layout()
+    return fig
