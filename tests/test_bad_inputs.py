@@ -576,16 +576,6 @@ def missing(name: str) -> Callable[[Inputs], Path]:
     return lambda inp: inp.variant(name)
 
 
-#: Library checks the catalogue waits for (files another change owns); the cases are strict xfails until then.
-QG_ZERO_JETS = (
-    "jetcloud.qg.train.load_data: fewer than 3 training jets or no test jet is a ValueError naming the file "
-    "(today: a message without the file, or training that fails only at the test AUC)"
-)
-ZERO_RUNS = (
-    "jetcloud.qg.compare.load_runs: no finished run is a FileNotFoundError naming the folder (today the notebook "
-    "raises it after an empty list; see test_notebook_09_without_runs_fails_and_writes_no_metrics)"
-)
-
 CASES: dict[str, Case] = {
     # ---- stage 01: MLTree files -> samples
     "01 missing MLTree file": Case(
@@ -823,19 +813,16 @@ CASES: dict[str, Case] = {
         lambda i: qg_load(qg_dir(i, "qg-notrain", n_train=0)),
         ValueError,
         ("qg-notrain", "QG4.h5", "0 training"),
-        needs=QG_ZERO_JETS,
     ),
     "08 QG file with 1 training jet (nothing left after validation)": Case(
         lambda i: qg_load(qg_dir(i, "qg-onetrain", n_train=1)),
         ValueError,
         ("qg-onetrain", "QG4.h5", "1 training"),
-        needs=QG_ZERO_JETS,
     ),
     "08 QG file with 0 test jets (converted from an E2E file without test jets)": Case(
         lambda i: qg_load(qg_dir(i, "qg-notest", n_test=0)),
         ValueError,
         ("qg-notest", "QG4.h5", "0 test"),
-        needs=QG_ZERO_JETS,
     ),
     "08 K larger than every QG file": Case(
         lambda i: qg_load(qg_dir(i, "qg-k"), k=9), ValueError, ("qg-k", "K = 9", "available K: [4]")
@@ -868,7 +855,7 @@ CASES: dict[str, Case] = {
         ("nan.npz", "X", "jet 0"),
     ),
     # ---- notebook 09: comparison
-    "09 zero finished runs": Case(_no_runs, FileNotFoundError, ("runs", "no finished runs"), needs=ZERO_RUNS),
+    "09 zero finished runs": Case(_no_runs, FileNotFoundError, ("runs", "no finished runs")),
     # ---- notebook parameters and params files
     "params int given a string": Case(
         lambda i: check_params("07_qg_point_clouds", chunk_size="64"),

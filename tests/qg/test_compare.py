@@ -74,7 +74,8 @@ def test_runs_tables_and_goals(tmp_path):
 
 
 def test_no_runs_and_reference_tables(tmp_path):
-    assert qg_compare.load_runs("unused", tmp_path / "missing") == []
+    with pytest.raises(FileNotFoundError, match="no finished runs"):
+        qg_compare.load_runs("unused", tmp_path / "missing")
     assert qg_compare.goals([])["met"] == dict.fromkeys(qg_compare.goals([])["met"])  # every flag None
     assert "no new model" in qg_compare.goals_text(qg_compare.goals([]))
     ref = qg_compare.reference_table(qg_compare.PUBLISHED_CMS, "Reference").splitlines()

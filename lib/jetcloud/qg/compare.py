@@ -31,7 +31,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from jetcloud import metrics
-from jetcloud.runs import collect_runs
+from jetcloud.runs import collect_runs, runs_root
 
 __all__ = [
     "PUBLISHED_CMS",
@@ -214,6 +214,11 @@ def load_runs(profile: str, root: str | Path | None = None) -> list[dict[str, An
         with np.load(scores) as f:
             run["labels"], run["scores"] = f["labels"], f["scores"]
         found.append(run)
+    if not found:  # zero runs is an error, not an empty comparison that overwrites the metrics with nothing
+        raise FileNotFoundError(
+            f"no finished runs (record.json and scores_test.npz) under {root or runs_root(profile, 'qg')}: "
+            f"train models with notebook 08 first (./run_all.sh --profile {profile} --only 08)"
+        )
     return found
 
 

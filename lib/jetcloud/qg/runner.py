@@ -15,6 +15,7 @@ May import the floor and :mod:`jetcloud.qg`, never :mod:`jetcloud.atlas`.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -128,10 +129,10 @@ def train_run(
         profile, model, k=k, particle_level=particle_level, val_fraction=val_fraction, source=data
     )
     dataset = limit_training_set(dataset, max_train_jets)
-    net = models.get_model(model, **qg_train.model_kwargs(model, dataset))
+    build = functools.partial(models.get_model, model, **qg_train.model_kwargs(model, dataset))  # fit seeds, builds
     t0 = time.perf_counter()
     result = train.fit(
-        net,
+        build,
         dataset.train,
         dataset.val,
         qg_train.classification_loss,
@@ -141,6 +142,7 @@ def train_run(
         resume=resume,
         callbacks=callbacks,
     )
+    net = result.model
     if _rank() != 0:
         return TrainRun(out_dir, result, None, settings)
     train.load_weights(net, out_dir / "best.pt")

@@ -402,6 +402,12 @@ def load_data(
             features = tuple(QG_FEATURES)
     x_train, y_train = arrays["train"]
     x_test, y_test = arrays["test"]
+    if len(x_train) < 3 or len(x_test) == 0:  # zero jets is an error with its reason, not an empty success
+        raise ValueError(
+            f"{src}: {len(x_train)} training and {len(x_test)} test jets; training needs at least 3 training jets "
+            "(a share becomes the validation set, BatchNorm needs 2 per batch) and 1 test jet: simulate more jets "
+            "(notebook 06, test_fraction > 0)"
+        )
     y_train, y_test = check_labels(y_train, f"{src} train"), check_labels(y_test, f"{src} test")
     train_idx, val_idx = split_train_val(len(x_train), val_fraction, split_seed)
 
