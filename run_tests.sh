@@ -51,7 +51,7 @@ status=0
 if ((run_unit)); then
     echo "==> ruff (lint and format)"
     ruff check --quiet lib tests benchmarks scripts notebooks && ruff format --check --quiet lib tests benchmarks scripts notebooks || {
-        echo "run_tests.sh: ruff found problems (fix with: .venv/bin/ruff check --fix . && .venv/bin/ruff format .)" >&2
+        echo "run_tests.sh: ruff found problems (fix with: .venv/bin/ruff check --fix lib tests benchmarks scripts notebooks && .venv/bin/ruff format lib tests benchmarks scripts notebooks)" >&2
         exit 1
     }
     # the book test opens the rendered notebooks in headless Chromium (Debian's package; skipped when absent)
