@@ -18,6 +18,7 @@ import pytest  # noqa: E402
 
 from jetcloud import metrics, plots  # noqa: E402
 from jetcloud.atlas import plots as atlas_plots  # noqa: E402
+from jetcloud.qg import energyflow  # noqa: E402
 from jetcloud.qg import plots as qg_plots  # noqa: E402
 
 
@@ -226,7 +227,43 @@ def _qg_cases():
         "image_hit_counts": lambda: qg_plots.image_hit_counts(rng.integers(1, 700, (40, 3)), np.arange(40) % 2),
         "particle_level": lambda: qg_plots.particle_level(_qg_columns()),
         "detector_response": lambda: qg_plots.detector_response(scan),
+        "pt_hat_window": lambda: qg_plots.pt_hat_window(_window_study(rng)),
+        "pid_composition": lambda: qg_plots.pid_composition(energyflow.pid_composition(_particles(rng), labels[:4])),
+        "physics_points": lambda: qg_plots.physics_points(
+            rng.integers(1, 300, (40, 3)), np.arange(40) % 2, _physics_jet(rng), title="one jet"
+        ),
     }
+
+
+def _window_study(rng: np.random.Generator) -> dict:
+    """The layout of :func:`jetcloud.qg.particle_level.pt_hat_window_study`, with Poisson counts."""
+    ref = {c: rng.poisson(80, 10).astype(float) for c in (0, 1)}
+    chosen = {"lost": 0.01, "lost_err": 0.005, "events_per_jet": 20.0}
+    return {
+        "edges": np.linspace(500, 550, 11),
+        "windows": {"reference": (300.0, 7000.0), "chosen": (325.0, 850.0)},
+        **{
+            c: {"reference": ref[c], "window": ref[c] - 1, "chosen": chosen, "reference_events_per_jet": 28.0}
+            for c in (0, 1)
+        },
+    }
+
+
+def _particles(rng: np.random.Generator) -> np.ndarray:
+    """Four padded particle-level jets (pT, y, phi, pid) of EnergyFlow's species."""
+    x = np.zeros((4, 6, 4), np.float32)
+    x[:, :5, 0] = rng.uniform(1, 50, (4, 5))
+    x[:, :5, 3] = rng.choice([22, 211, -211, 130, 2112], (4, 5))
+    return x
+
+
+def _physics_jet(rng: np.random.Generator) -> np.ndarray:
+    """One jet's physics points (log E, E/sum E, deta, dphi, dR, type one-hot)."""
+    n = 30
+    e = rng.exponential(2.0, n)
+    deta, dphi = rng.normal(0, 0.2, (2, n))
+    kind = np.eye(3)[rng.integers(0, 3, n)]
+    return np.column_stack([np.log(e), e / e.sum(), deta, dphi, np.hypot(deta, dphi), kind]).astype(np.float32)
 
 
 @pytest.fixture(scope="module")

@@ -311,6 +311,7 @@ def detector_response(scan: Mapping[str, Mapping[str, np.ndarray]]) -> plt.Figur
     return fig
 
 
+@plots.simulation_figure("cms")
 def pt_hat_window(study: Mapping) -> plt.Figure:
     """Leading-jet pT spectra of the reference and the chosen pT-hat window and their ratio, per class.
 
@@ -353,6 +354,7 @@ def _window(w: Sequence[float]) -> str:
     return rf"$\hat p_T$ {w[0]:.0f}-{w[1]:.0f} GeV"
 
 
+@plots.simulation_figure("cms")
 def pid_composition(table: Mapping[str, Mapping[str, float]]) -> plt.Figure:
     """Share of the particles of each species per class (``table``: :func:`jetcloud.qg.energyflow.pid_composition`)."""
     classes = list(table)
