@@ -78,3 +78,23 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def write_toy_qg():
+    """``write(path, n_train=120, n_test=20, k=8)``: a QG{k}.h5 of learnable toy jets (quark jets, label 1, carry
+    more energy in channel 0), for training tests that need no simulation."""
+
+    def write(path: Path, n_train: int = 120, n_test: int = 20, k: int = 8) -> None:
+        import h5py
+        import numpy as np
+
+        rng = np.random.default_rng(0)
+        with h5py.File(path, "w") as f:
+            for group, n in (("train_dataset", n_train), ("test_dataset", n_test)):
+                y = (np.arange(n) % 2).astype(np.float32)
+                x = rng.random((n, k, 5)).astype(np.float32) + 0.1
+                x[:, :, 0] += 0.3 * y[:, None]
+                f[f"{group}/X"], f[f"{group}/Y"] = x, y
+
+    return write

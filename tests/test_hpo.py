@@ -10,8 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import h5py
-import numpy as np
 import optuna
 import pytest
 
@@ -43,17 +41,6 @@ def _worker(url: str, name: str, n: int, pause: float, seed: int) -> subprocess.
     return subprocess.Popen([sys.executable, "-c", WORKER, url, name, str(n), str(pause), str(seed)], env=env)
 
 
-def _write_qg(path: Path, n_train: int = 120, n_test: int = 20, k: int = 8) -> None:
-    """QG{k}.h5 of learnable toy jets: quark jets (label 1) carry more energy in channel 0."""
-    rng = np.random.default_rng(0)
-    with h5py.File(path, "w") as f:
-        for group, n in (("train_dataset", n_train), ("test_dataset", n_test)):
-            y = (np.arange(n) % 2).astype(np.float32)
-            x = rng.random((n, k, 5)).astype(np.float32) + 0.1
-            x[:, :, 0] += 0.3 * y[:, None]
-            f[f"{group}/X"], f[f"{group}/Y"] = x, y
-
-
 def _tiny_space() -> dict:
     return {
         "direction": "maximize",
@@ -83,11 +70,11 @@ def test_builtin_spaces_load_and_bad_ones_fail(tmp_path):
             hpo.load_space(bad)
 
 
-def test_tiny_qg_study_prunes_and_its_best_preset_trains(tmp_path, one_torch_thread):
+def test_tiny_qg_study_prunes_and_its_best_preset_trains(tmp_path, one_torch_thread, write_toy_qg):
     from jetcloud.qg import hpo as qg_hpo
     from jetcloud.qg.runner import train_run
 
-    _write_qg(tmp_path / "QG8.h5")
+    write_toy_qg(tmp_path / "QG8.h5")
     space = _tiny_space()
     url = hpo.default_storage("smoke", "tiny")
     study = hpo.create_study("tiny", url, "maximize", seed=3, max_epochs=3, space=space)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 import torch
@@ -14,19 +12,8 @@ from jetcloud.qg import runner
 from jetcloud.qg import train as qg_train
 
 
-def _write_qg(path: Path, n_train: int = 120, n_test: int = 20, k: int = 8) -> None:
-    """QG{k}.h5 of learnable toy jets: quark jets (label 1) carry more energy in channel 0."""
-    rng = np.random.default_rng(0)
-    with h5py.File(path, "w") as f:
-        for group, n in (("train_dataset", n_train), ("test_dataset", n_test)):
-            y = (np.arange(n) % 2).astype(np.float32)
-            x = rng.random((n, k, 5)).astype(np.float32) + 0.1
-            x[:, :, 0] += 0.3 * y[:, None]
-            f[f"{group}/X"], f[f"{group}/Y"] = x, y
-
-
-def test_limit_training_set_keeps_the_first_jets(tmp_path):
-    _write_qg(tmp_path / "QG8.h5")
+def test_limit_training_set_keeps_the_first_jets(tmp_path, write_toy_qg):
+    write_toy_qg(tmp_path / "QG8.h5")
     data = qg_train.load_data("smoke", "mlp", k=8, source=tmp_path)
     assert runner.limit_training_set(data, 0) is data and runner.limit_training_set(data, len(data.train)) is data
     small = runner.limit_training_set(data, 30)
@@ -50,8 +37,8 @@ def test_train_tag_tells_the_sizes_apart():
     assert runner.train_tag("pfn", settings, max_train_jets=5000) != runner.train_tag("pfn", settings)
 
 
-def test_train_run_records_the_training_jets(tmp_path, one_torch_thread):
-    _write_qg(tmp_path / "QG8.h5")
+def test_train_run_records_the_training_jets(tmp_path, one_torch_thread, write_toy_qg):
+    write_toy_qg(tmp_path / "QG8.h5")
     run = runner.train_run(
         "smoke",
         "mlp",
