@@ -1,7 +1,7 @@
 """Benchmark: quark/gluon jet simulation throughput (E2E images and particle level), Pythia's share, memory.
 
     python benchmarks/simulate_qg.py [--image-jets 200] [--particle-jets 100] [--chunk-jets 100] [--workers 1]
-                                     [--pileup-mu 20] [--library-events 1000] [--json]
+                                     [--pileup-mu 20] [--library-events 1000] [--json] [--save PATH]
 
 For each set it runs the real chain (Pythia 8 -> fastjet -> parton matching -> CMS-like detector -> images ->
 HDF5; or Pythia 8 -> fastjet -> npz) into a temporary directory and prints jets per second (wall), CPU
@@ -9,15 +9,17 @@ milliseconds per jet split into Pythia (event generation, ``nextBatch``), jet cl
 and images, and writing, Pythia's share of the CPU time, events generated per kept jet, and the peak resident
 memory of this process and of the largest worker process. ``--image-jets`` and ``--particle-jets`` are per class.
 ``--pileup-mu`` sets the image set's in-time pile-up (0: none; its cost, the minimum-bias library and the overlay,
-is the ``pileup`` share). Speed goal (issue 13): image jets per second per core with pile-up within 1.5x of
-50. ``--json`` prints one JSON object (per set: jets/s wall and per core = jets / CPU seconds of the chunks and
-the writing, the CPU split in ms per jet; peak RSS; pileup_mu).
+is the ``pileup`` share). Speed goals (issue 13): image jets per CPU second (one core) with pile-up within 1.5x
+of the 50 measured before pile-up, i.e. ``image_jets_per_core`` >= 33.3; particle-level jets per CPU second at
+least 2x the earlier 15.5, i.e. ``particle_jets_per_core`` >= 31 (each judged only when its set ran).
+``--json`` prints one JSON object (per set: jets/s wall and per core = jets / CPU seconds of the chunks and
+the writing, the CPU split in ms per jet; peak RSS; pileup_mu; the judged figures and ``goal_min``);
+``--save PATH`` also writes it (``benchmarks/results/simulate_qg.json``, for ``scripts/speed_tables.py``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import sys
 import tempfile
@@ -26,7 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
+from jetcloud.benchreport import report
 from jetcloud.qg import simulate as qg
+
+#: Lower limits of the judged figures (issue 13): jets per CPU second on one core.
+GOAL_MIN = {"image_jets_per_core": 50 / 1.5, "particle_jets_per_core": 2 * 15.5}
 
 
 def _cpu_now() -> float:
@@ -50,6 +56,18 @@ def _figures(summary: dict, n_jets: int, wall: float, cpu_s: float) -> dict:
         },
         "events_per_jet": sum(summary["n_events"].values()) / n_jets,
     }
+
+
+def build_report(figures: dict) -> dict:
+    """The saved report: ``figures`` plus the judged jets per CPU second (``image_jets_per_core`` from the image
+    set, ``particle_jets_per_core`` from the particle-level set) and their lower limits ``goal_min``, for the sets
+    that ran."""
+    out = dict(figures)
+    for key, part in (("image_jets_per_core", "images"), ("particle_jets_per_core", "particles")):
+        if part in figures:
+            out[key] = figures[part]["jets_per_cpu_s"]
+    out["goal_min"] = {k: round(v, 1) for k, v in GOAL_MIN.items() if k in out}
+    return out
 
 
 def _report(name: str, summary: dict, n_jets: int, wall: float, say=print) -> None:
@@ -78,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pileup-mu", type=float, default=qg.ImageConfig.pileup_mu, help="image set pile-up")
     parser.add_argument("--library-events", type=int, default=qg.ImageConfig.pileup_library_events)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    parser.add_argument("--save", help="also write the JSON object to this file (benchmarks/results/simulate_qg.json)")
     args = parser.parse_args(argv)
     say = (lambda *a, **k: None) if args.json else print
     figures: dict = {"pileup_mu": args.pileup_mu, "library_events": args.library_events, "workers": args.workers}
@@ -116,9 +135,13 @@ def main(argv: list[str] | None = None) -> int:
     child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     workers = f", {child_mb:.0f} MiB (largest worker process)" if args.workers > 1 else " (chunks ran in-process)"
     say(f"peak RSS       : {self_mb:.0f} MiB (this process){workers}")
+    figures["peak_rss_mib"] = {"self": self_mb, "largest_worker": child_mb}
+    out = build_report(figures)
+    line = report("simulate_qg", out, save=args.save)
+    for key, limit in out["goal_min"].items():
+        say(f"goal           : {key} {out[key]:.1f} jets per CPU second (goal >= {limit:g})")
     if args.json:
-        figures["peak_rss_mib"] = {"self": self_mb, "largest_worker": child_mb}
-        print(json.dumps(figures))
+        print(line)
     return 0
 
 

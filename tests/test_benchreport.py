@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 
@@ -76,3 +78,46 @@ def test_replace_between_markers_and_bad_files(tmp_path) -> None:
     (tmp_path / "bad.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match=r"bad\.json: not a benchmark report"):
         benchreport.load_reports(tmp_path)
+
+
+def _benchmark(name: str):
+    """A benchmark script of ``benchmarks/`` as a module (its ``main`` is not run)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _image_set(jets: int, jets_per_cpu_s: float) -> dict:
+    ms = {"pythia": 20.0, "jets": 2.0, "detector": 4.0, "pileup": 3.0, "write": 1.0}
+    return {"jets": jets, "jets_per_s_per_core": 1e3 / sum(ms.values()), "jets_per_cpu_s": jets_per_cpu_s,
+            "cpu_ms_per_jet": ms}  # fmt: skip
+
+
+def test_qg_simulation_reports_judge_jets_per_core(tmp_path) -> None:
+    sim_qg, sim_particles = _benchmark("simulate_qg"), _benchmark("simulate_particles")
+    base = {"pileup_mu": 20.0, "library_events": 1000, "workers": 1, "peak_rss_mib": {"self": 400.0}}
+    images_only = sim_qg.build_report(base | {"images": _image_set(300, 40.0)})
+    assert images_only["image_jets_per_core"] == 40.0 and "particle_jets_per_core" not in images_only
+    assert images_only["goal_min"] == {"image_jets_per_core": 33.3}  # 50 / 1.5 (issue 13)
+    both = sim_qg.build_report(base | {"images": _image_set(300, 30.0), "particles": _image_set(200, 35.0)})
+    assert both["goal_min"] == {"image_jets_per_core": 33.3, "particle_jets_per_core": 31.0}
+    measured = {"n_jets": 120, "jets_per_s": 20.0, "jets_per_s_per_core": 25.0, "pythia_share": 0.8,
+                "jets_share": 0.1, "select_share": 0.05, "write_share": 0.05, "peak_rss_mb": 300.0}  # fmt: skip
+    particles = sim_particles.build_report(measured)
+    assert particles["particle_jets_per_core"] == 25.0 and particles["peak_rss_mib"] == 300.0
+    assert particles["jets_per_s_per_core"] == 25.0  # the --json keys of before stay
+    _save(tmp_path, "simulate_qg", both)
+    _save(tmp_path, "simulate_particles", particles)
+    reports = benchreport.load_reports(tmp_path)
+    assert benchreport.goal_rows(reports) == [
+        ("simulate_particles", "particle_jets_per_core", 31.0, 25.0, False),
+        ("simulate_qg", "image_jets_per_core", 33.3, 30.0, False),
+        ("simulate_qg", "particle_jets_per_core", 31.0, 35.0, True),
+    ]
+    body = benchreport.render_tables(reports)
+    assert "| `simulate_qg` | `image_jets_per_core`" in body and "| >= 33.3 | 30 | **no** |" in body
+    assert "| >= 31 | 35 | **yes** |" in body and "| >= 31 | 25 | **no** |" in body
+    assert "300 image jets (pile-up mu 20), 30.0 per CPU second (time shares pythia 67%" in body
+    assert "120 particle-level jets, 25.0 per CPU second; time shares pythia 80%" in body

@@ -86,6 +86,8 @@ GOAL_LABELS = {
     "peak_rss_mib": "peak resident memory of one process, MiB",
     "peak_rss_mib_max": "peak resident memory of the main process or a worker, MiB",
     "data_wait_max": "largest share of a training step spent waiting for data",
+    "image_jets_per_core": "E2E image jets with pile-up per CPU second, one core (notebook 06)",
+    "particle_jets_per_core": "particle-level jets per CPU second, one core (notebook 06)",
 }
 
 
@@ -104,19 +106,27 @@ def load_reports(folder: str | os.PathLike) -> dict[str, dict[str, Any]]:
 
 
 def goal_rows(reports: dict[str, dict[str, Any]]) -> list[tuple[str, str, float, float | None, bool | None]]:
-    """``(benchmark, figure, goal, measured, met)`` for every goal (``"goal": {figure: upper limit}``) of every
-    report, in benchmark order; ``measured`` and ``met`` are None when the report lacks the figure. A ratio saved
-    also in CPU seconds (``<figure>_cpu``) is judged against the same goal in the next row: on a loaded machine
-    the CPU ratio is the better estimate of what a quiet machine's wall clock would show."""
+    """``(benchmark, figure, goal, measured, met)`` for every goal of every report, in benchmark order: upper
+    limits (``"goal": {figure: limit}``, met when ``measured <= goal``), then lower limits (``"goal_min"``, met
+    when ``measured >= goal``, e.g. jets per second); ``measured`` and ``met`` are None when the report lacks the
+    figure. A ratio saved also in CPU seconds (``<figure>_cpu``) is judged against the same goal in the next row:
+    on a loaded machine the CPU ratio is the better estimate of what a quiet machine's wall clock would show."""
+    return [row[:5] for row in _goal_rows(reports)]
+
+
+def _goal_rows(reports: dict[str, dict[str, Any]]) -> list[tuple[str, str, float, float | None, bool | None, str]]:
+    """:func:`goal_rows` with the comparison (``"<="`` or ``">="``) as a sixth item."""
     rows = []
     for name, obj in sorted(reports.items()):
-        for key, limit in obj.get("goal", {}).items():
-            for figure in (key, f"{key}_cpu"):
-                if figure != key and figure not in obj:
-                    continue
-                value = obj.get(figure)
-                value = None if value is None else float(value)
-                rows.append((name, figure, float(limit), value, None if value is None else value <= limit))
+        for field, op in (("goal", "<="), ("goal_min", ">=")):
+            for key, limit in obj.get(field, {}).items():
+                for figure in (key, f"{key}_cpu"):
+                    if figure != key and figure not in obj:
+                        continue
+                    value = obj.get(figure)
+                    value = None if value is None else float(value)
+                    met = None if value is None else (value <= limit if op == "<=" else value >= limit)
+                    rows.append((name, figure, float(limit), value, met, op))
     return rows
 
 
@@ -130,7 +140,7 @@ def render_tables(reports: dict[str, dict[str, Any]]) -> str:
     """The markdown between the README's speed markers: the goals table, then one line per report saying
     when and under what load it was measured and the command that regenerates it."""
     lines = ["| benchmark | figure | goal | measured | met |", "|---|---|---|---|---|"]
-    for name, key, limit, value, met in goal_rows(reports):
+    for name, key, limit, value, met, op in _goal_rows(reports):
         base = key.removesuffix("_cpu")
         label = GOAL_LABELS.get(base, base)
         if key != base:
@@ -139,7 +149,7 @@ def render_tables(reports: dict[str, dict[str, Any]]) -> str:
             label += " (wall clock)"
         shown = "missing" if value is None else f"{value:.3g}"
         verdict = "?" if met is None else ("**yes**" if met else "**no**")
-        lines.append(f"| `{name}` | `{key}`: {label} | <= {limit:g} | {shown} | {verdict} |")
+        lines.append(f"| `{name}` | `{key}`: {label} | {op} {limit:g} | {shown} | {verdict} |")
     lines.append("")
     for name, obj in sorted(reports.items()):
         lines.append(f"- `{name}`: measured {_when(obj)}; {_summary(obj)}")
@@ -165,9 +175,32 @@ def _summary(obj: dict[str, Any]) -> str:
             f"{inp['events']} events, CPU ms per event: samples {cpu['samples']:.2f}, point clouds "
             f"{cpu['point_clouds']:.2f}, bare read {cpu['bare_read']:.2f} (CPU ratio {inp['ingest_over_read_cpu']:.2f})"
         )
+    if name in ("simulate_qg", "simulate_particles"):
+        return _qg_summary(obj)
     if name.startswith("train"):
         return ", ".join(f"{r['model']} {r['samples_per_s']:.1f} samples/s" for r in obj.get("rows", []))
     return ", ".join(f"{k} {obj.get(k)}" for k in obj.get("goal", {}))
+
+
+def _qg_summary(obj: dict[str, Any]) -> str:
+    """The figures behind the quark/gluon simulation goals: jets, shares of the chunks' time, peak RSS."""
+    if obj["benchmark"] == "simulate_particles":
+        shares = ", ".join(f"{k} {100 * obj[f'{k}_share']:.0f}%" for k in ("pythia", "jets", "select", "write"))
+        return (
+            f"{obj['n_jets']} particle-level jets, {obj['particle_jets_per_core']:.1f} per CPU second; time shares "
+            f"{shares}; peak RSS {obj['peak_rss_mib']:.0f} MiB"
+        )
+    parts = []
+    for key, label in (
+        ("images", f"image jets (pile-up mu {obj['pileup_mu']:g})"),
+        ("particles", "particle-level jets"),
+    ):
+        if key in obj:
+            fig = obj[key]
+            total = 1e3 / fig["jets_per_s_per_core"]  # ms per jet in the chunks and the writing
+            shares = ", ".join(f"{k} {100 * v / total:.0f}%" for k, v in fig["cpu_ms_per_jet"].items() if v > 0)
+            parts.append(f"{fig['jets']} {label}, {fig['jets_per_cpu_s']:.1f} per CPU second (time shares {shares})")
+    return "; ".join(parts) + f"; peak RSS {obj['peak_rss_mib']['self']:.0f} MiB"
 
 
 def replace_between_markers(text: str, body: str, where: str = "README") -> str:
