@@ -174,3 +174,25 @@ def test_learning_curve(tmp_path):
     fig = qg_compare.learning_curve_figure(rows)
     assert fig.axes[0].get_xscale() == "log" and len(fig.axes[0].lines) >= 2 + len(qg_compare.PUBLISHED_LEARNING)
     matplotlib.pyplot.close(fig)
+
+
+def test_seed_spread_widens_the_difference_interval():
+    """Welch t half-width of the seed means added in quadrature to the paired bootstrap's half-widths."""
+    from scipy import stats
+
+    def group(aucs):
+        return {"group": [{"auc": a} for a in aucs]}
+
+    new = group([0.82, 0.83, 0.84]) | {"delta": 0.08, "delta_lo": 0.07, "delta_hi": 0.09}
+    ref = group([0.70, 0.75, 0.80])
+    lo, hi = qg_compare.with_seed_spread(new, ref, 0.95)
+    se2 = np.var([0.82, 0.83, 0.84], ddof=1) / 3 + np.var([0.70, 0.75, 0.80], ddof=1) / 3
+    df = se2**2 / (
+        (np.var([0.82, 0.83, 0.84], ddof=1) / 3) ** 2 / 2 + (np.var([0.70, 0.75, 0.80], ddof=1) / 3) ** 2 / 2
+    )
+    seed_hw = stats.t.ppf(0.975, df) * np.sqrt(se2)
+    assert lo == pytest.approx(0.08 - np.hypot(0.01, seed_hw)) and hi == pytest.approx(0.08 + np.hypot(0.01, seed_hw))
+    assert lo < 0.02 < 0.07  # the jets-only interval clears the goal, the one with the seeds does not
+    assert qg_compare.with_seed_spread(new, group([0.75]), 0.95) == (None, None)  # one seed: no spread known
+    row = {"delta": 0.08, "delta_lo": 0.07, "delta_hi": 0.09, "delta_seed_lo": lo}
+    assert not qg_compare._beats(row) and qg_compare._beats(row | {"delta_seed_lo": None})
