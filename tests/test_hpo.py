@@ -3,6 +3,7 @@ resume after a killed worker, two workers on one study, the best trial as a pres
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -173,3 +174,27 @@ def test_best_atlas_preset_loads_in_training_setup():
     hpo.write_preset(atlas_hpo.preset_path("smoke"), "track", {**preset, "description": "shadows a built-in"})
     with pytest.raises(PresetError, match="also defined in the built-in presets"):
         jetpointnet.training_setup(name, {}, presets_file=atlas_hpo.preset_path("smoke"))
+
+
+def test_a_study_remembers_its_data(tmp_path):
+    """The data fingerprint follows the manifest's inputs; a study resumed on other data is refused."""
+    from jetcloud.io.manifest import MANIFEST_NAME
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "QG8.h5").write_bytes(b"x")
+    by_listing = hpo.data_fingerprint(data)
+    (data / MANIFEST_NAME).write_text(json.dumps({"inputs": [{"path": "raw.h5", "sha256": "aa", "size": 1}]}))
+    first = hpo.data_fingerprint(data)
+    assert len(first) == 12 and first != by_listing
+    (data / MANIFEST_NAME).write_text(json.dumps({"inputs": [{"path": "raw.h5", "sha256": "bb", "size": 1}]}))
+    second = hpo.data_fingerprint(data)
+    assert second != first
+    url = f"sqlite:///{tmp_path / 'fp.db'}"
+    study = hpo.create_study("fp", url, "minimize", seed=0, max_epochs=1, data=first)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    assert hpo.create_study("fp", url, "minimize", seed=0, max_epochs=1, data=first).user_attrs["data"] == first
+    with pytest.raises(ValueError, match=rf"study 'fp' .* other data \(fingerprint {first}, now {second}\)"):
+        hpo.create_study("fp", url, "minimize", seed=0, max_epochs=1, data=second)
+    with pytest.raises(FileNotFoundError, match="no training data"):
+        hpo.data_fingerprint(tmp_path / "missing")

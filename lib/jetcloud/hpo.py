@@ -27,6 +27,8 @@ May import the core modules and :mod:`jetcloud.io` only (never a workflow, never
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -156,12 +158,15 @@ def create_study(
     min_epochs: int = 1,
     reduction_factor: int = 3,
     space: Mapping[str, Any] | None = None,
+    data: str | None = None,
 ) -> optuna.Study:
     """Create, or load when it exists, the study ``name`` in ``storage`` (a database URL).
 
     Sampler: ``TPESampler(seed=seed)`` (a study run by one process is reproducible for a seed). Pruner:
     ``HyperbandPruner(min_epochs, max_epochs, reduction_factor)``: the epochs are Hyperband's resource.
     ``space`` (:func:`load_space`): stored with the study (user attribute ``sections``: parameter -> section).
+    ``data`` (:func:`data_fingerprint` of the training data): stored with a new study; resuming a study that was run
+    on other data is a ``ValueError`` (its trials would rank settings on data that is no longer there).
     """
     if direction not in DIRECTIONS:
         raise ValueError(f"direction {direction!r} is not one of {', '.join(DIRECTIONS)}")
@@ -175,10 +180,40 @@ def create_study(
         ),
         load_if_exists=True,
     )
+    if data is not None:
+        earlier = study.user_attrs.get("data")
+        if earlier is not None and earlier != data and study.trials:
+            where = storage if storage.startswith("sqlite") else storage.split("://")[0]  # no passwords
+            raise ValueError(
+                f"study {name!r} ({where}) was run on other data (fingerprint {earlier}, now {data}): give another "
+                "study name (-p study NAME) or storage; nothing was changed"
+            )
+        study.set_user_attr("data", data)
     if space is not None:
         sections = {name: section for section, params in space["sections"].items() for name in params}
         study.set_user_attr("sections", sections)
     return study
+
+
+def data_fingerprint(directory: str | os.PathLike) -> str:
+    """A short fingerprint of the training data in ``directory``: the sha256 of its ``manifest.json`` inputs (the
+    files it was made from, by content hash), or, without a manifest (data made elsewhere), of the names, sizes and
+    modification times of its files. 12 hex digits."""
+    from jetcloud.io.manifest import manifest_path
+
+    folder = Path(directory)
+    manifest = manifest_path(folder)
+    if manifest.is_file():
+        try:
+            key = json.dumps(json.loads(manifest.read_text()).get("inputs"), sort_keys=True)
+        except (OSError, ValueError) as err:
+            raise ValueError(f"{manifest}: unreadable manifest ({err})") from err
+    elif folder.is_dir():
+        files = sorted(p for p in folder.rglob("*") if p.is_file())
+        key = json.dumps([(str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns) for p in files])
+    else:
+        raise FileNotFoundError(f"{folder}: no training data (run the notebooks that make it first)")
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
 def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
